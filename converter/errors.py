@@ -1,0 +1,30 @@
+"""Errors the converter raises on purpose.
+
+    ConverterError
+    ├── DatasetError            the folder layout or an image in it is wrong
+    ├── SourceModelError        the Keras/SavedModel to convert is unreadable or the wrong shape
+    ├── QuantizationError       the converter produced something that is not full-integer
+    └── QuantizationGateFailed  the int8 model does not agree with the float one well enough
+"""
+
+from __future__ import annotations
+
+
+class ConverterError(Exception):
+    """Base class: reported as one line, exit code 2 (the gate: exit code 3)."""
+
+
+class DatasetError(ConverterError):
+    """The dataset folder layout or one of its images is not usable."""
+
+
+class SourceModelError(ConverterError):
+    """The model file to convert cannot be read or does not fit the 64x64x3 -> sigmoid contract."""
+
+
+class QuantizationError(ConverterError):
+    """Conversion failed, or float ops/tensors remain in the converted model."""
+
+
+class QuantizationGateFailed(ConverterError):
+    """int8 accuracy or float/int8 agreement is outside the configured budget."""

@@ -1,0 +1,134 @@
+"""The conveyor CNN, and loading a user's model (.keras, legacy Keras 2 .h5, or SavedModel)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from converter.errors import SourceModelError
+from edge.preprocess import INPUT_SIZE
+
+log = logging.getLogger(__name__)
+
+
+def build_cnn() -> Any:
+    """The original network: Conv32-Pool-Conv32-Pool-Dense128-Dense1(sigmoid), adam + binary cross-entropy."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, 3), name="image"),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(1, activation="sigmoid", name="alert_probability"),
+        ],
+        name="conveyor_cnn",
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@dataclass
+class SourceModel:
+    """A loaded float model: ``predict`` maps float [0,1] images (N,64,64,3) to alert probabilities (N,)."""
+
+    path: Path
+    kind: str  # "keras", "h5" or "saved_model"
+    keras_model: Any | None
+    saved_model_dir: Path | None
+
+    def predict(self, images: npt.NDArray[np.float32], batch_size: int = 256) -> npt.NDArray[np.float32]:
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            if self.keras_model is not None:
+                out = self.keras_model(chunk, training=False)
+            else:
+                out = self._signature()(chunk)
+            outputs.append(np.asarray(out, dtype=np.float32).reshape(len(chunk)))
+        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+    def _signature(self) -> Any:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(self.saved_model_dir))
+        fn = loaded.signatures["serving_default"]
+        (name,) = list(fn.structured_outputs.keys())[:1]
+
+        def call(x: npt.NDArray[np.float32]) -> Any:
+            (arg,) = list(fn.structured_input_signature[1].keys())[:1]
+            return fn(**{arg: tf.constant(x)})[name]
+
+        self._signature = lambda: call  # type: ignore[method-assign]
+        return call
+
+
+def _check_keras_contract(model: Any, path: Path) -> None:
+    inputs, outputs = model.inputs, model.outputs
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise SourceModelError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+    in_shape = tuple(inputs[0].shape)
+    if len(in_shape) != 4 or tuple(in_shape[1:]) not in ((INPUT_SIZE, INPUT_SIZE, 3), (None, None, 3)):
+        raise SourceModelError(f"{path}: input shape {in_shape} is not compatible with (None, 64, 64, 3)")
+    out_shape = tuple(outputs[0].shape)
+    if out_shape[1:] != (1,):
+        raise SourceModelError(f"{path}: output shape {out_shape} is not a single probability (None, 1)")
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    if activation != "sigmoid":
+        raise SourceModelError(f"{path}: last layer {last.name!r} has activation {activation or 'none'!r}; expected sigmoid")
+
+
+def _check_saved_model(path: Path) -> None:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+        fn = loaded.signatures["serving_default"]
+    except Exception as exc:
+        raise SourceModelError(f"{path}: not a readable SavedModel with a serving_default signature ({exc})") from exc
+    (spec,) = list(fn.structured_input_signature[1].values())[:1]
+    shape = tuple(spec.shape)
+    if len(shape) != 4 or tuple(shape[1:]) not in ((INPUT_SIZE, INPUT_SIZE, 3), (None, None, 3)):
+        raise SourceModelError(f"{path}: input shape {shape} is not compatible with (None, 64, 64, 3)")
+    outs = list(fn.structured_outputs.values())
+    if len(outs) != 1 or tuple(outs[0].shape)[1:] != (1,):
+        raise SourceModelError(f"{path}: expected a single (None, 1) output, got {[tuple(o.shape) for o in outs]}")
+    ops = {op.type for f in [fn.graph] for op in f.get_operations()}
+    if "Sigmoid" not in ops and not any("Sigmoid" in o for o in ops):
+        # Functions inside the graph hold the layers; look there too.
+        inner = {node.op for fdef in fn.graph.as_graph_def().library.function for node in fdef.node_def}
+        if "Sigmoid" not in inner:
+            raise SourceModelError(f"{path}: no sigmoid output found; expected a single-probability sigmoid model")
+
+
+def load_source_model(path: Path) -> SourceModel:
+    """Load a float model for conversion and evaluation; :class:`SourceModelError` on any problem."""
+    if not path.exists():
+        raise SourceModelError(f"{path}: model not found (expected a .keras file, a .h5 file or a SavedModel folder)")
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
+            raise SourceModelError(f"{path}: folder has no saved_model.pb; expected a SavedModel folder")
+        _check_saved_model(path)
+        return SourceModel(path, "saved_model", None, path)
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise SourceModelError(f"{path}: unknown model format {suffix!r}; expected .keras, .h5 or a SavedModel folder")
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean 'unreadable'.
+        raise SourceModelError(f"{path}: cannot load model ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    _check_keras_contract(model, path)
+    return SourceModel(path, "keras" if suffix == ".keras" else "h5", model, None)

@@ -1,0 +1,163 @@
+"""Run the int8 model with whichever TFLite runtime is installed.
+
+The interpreter is built and ``allocate_tensors()``-ed once; per frame only
+``set_tensor``/``invoke``/``get_tensor`` run. Runtimes are imported here, lazily, so
+the rest of the package imports on machines without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import ModelError
+from edge.modelcard import ModelCard, TensorSpec, card_path_for, load_card, sha256_of
+
+log = logging.getLogger(__name__)
+
+# Order for runtime "auto": the maintained LiteRT first (numpy 2, XNNPACK for int8), then the
+# legacy tflite-runtime (numpy < 2), and TensorFlow itself only as a last resort on a workstation.
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "ai_edge_litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow.lite", "tensorflow-cpu"),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A TFLite runtime that can build interpreters."""
+
+    name: str
+    version: str
+    module: Any
+
+    @property
+    def interpreter_class(self) -> Any:
+        return self.module.Interpreter
+
+    def plain_interpreter(self, model_content: bytes) -> Any:
+        """An interpreter without default delegates, so its op list is the model's own graph."""
+        resolver = self.module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        return self.module.Interpreter(model_content=model_content, experimental_op_resolver_type=resolver)
+
+    def interpreter(self, model_path: Path, num_threads: int) -> Any:
+        try:
+            return self.interpreter_class(model_path=str(model_path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{model_path}: not a loadable TFLite model ({str(exc).splitlines()[0][:160]})") from exc
+
+
+def load_runtime(name: str = "auto") -> Runtime:
+    """Import the named runtime ("auto" tries them in order); :class:`ModelError` if none is installed."""
+    names = list(RUNTIMES) if name == "auto" else [name]
+    missing = []
+    for candidate in names:
+        if candidate not in RUNTIMES:
+            raise ModelError(f"unknown runtime {candidate!r}; expected auto, {', '.join(RUNTIMES)}")
+        module_name, dist = RUNTIMES[candidate]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            log.debug("runtime %s unavailable: %s", candidate, exc)
+            missing.append(dist)
+            continue
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return Runtime(candidate, version, module)
+    raise ModelError(
+        f"no TFLite runtime found (tried {', '.join(names)}); install one: "
+        "pip install 'conveyor-watch[litert]' (numpy 2) or 'conveyor-watch[tflite]' (numpy<2)"
+    )
+
+
+def _spec_of(detail: dict[str, Any]) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(tuple(int(v) for v in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
+
+
+def _same(actual: TensorSpec, expected: TensorSpec) -> bool:
+    return (
+        actual.shape[1:] == expected.shape[1:]
+        and actual.dtype == expected.dtype
+        and actual.zero_point == expected.zero_point
+        and abs(actual.scale - expected.scale) <= 1e-9 * max(1.0, abs(expected.scale))
+    )
+
+
+class Classifier:
+    """An int8 model checked against its card; ``classify`` returns alert probabilities.
+
+    ``batch`` fixes how many crops (regions of interest) go through one ``invoke``.
+    """
+
+    def __init__(self, model_path: Path, card: ModelCard, runtime: Runtime, num_threads: int = 1, batch: int = 1) -> None:
+        self.model_path = model_path
+        self.card = card
+        self.runtime = runtime
+        self.batch = batch
+        self._check_file()
+        self._interpreter = runtime.interpreter(model_path, num_threads)
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{model_path}: expected one input and one output tensor")
+        self._input_index = int(inputs[0]["index"])
+        self._output_index = int(outputs[0]["index"])
+        for actual, expected, what in ((_spec_of(inputs[0]), card.input, "input"), (_spec_of(outputs[0]), card.output, "output")):
+            if not _same(actual, expected):
+                raise ModelError(f"{model_path}: {what} {actual} does not match the model card's {expected}")
+        if batch != inputs[0]["shape"][0]:
+            self._interpreter.resize_tensor_input(self._input_index, [batch, *card.input.shape[1:]])
+        self._interpreter.allocate_tensors()
+        self.input_dtype = np.dtype(card.input.dtype)
+        self._out_scale = np.float32(card.output.scale)
+        self._out_zero = np.float32(card.output.zero_point)
+
+    @classmethod
+    def from_files(cls, model_path: Path, runtime: Runtime, num_threads: int = 1, batch: int = 1) -> Classifier:
+        """Load the model and the card beside it."""
+        if not model_path.is_file():
+            raise ModelError(f"{model_path}: model file not found")
+        return cls(model_path, load_card(card_path_for(model_path)), runtime, num_threads, batch)
+
+    def _check_file(self) -> None:
+        actual = sha256_of(self.model_path)
+        if actual != self.card.tflite_sha256:
+            raise ModelError(
+                f"{self.model_path}: sha256 {actual[:12]}… does not match its model card ({self.card.tflite_sha256[:12]}…); "
+                "the model and card must come from the same conversion"
+            )
+
+    def classify(self, inputs: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """Alert probabilities for a (batch, 64, 64, 3) array already in the model's input dtype."""
+        self._interpreter.set_tensor(self._input_index, inputs)
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._output_index)
+        probs: npt.NDArray[np.float32] = (raw.reshape(-1).astype(np.float32) - self._out_zero) * self._out_scale
+        return probs
+
+    def op_names(self) -> list[str]:
+        """Names of the ops (and delegate nodes) in the interpreter's execution plan."""
+        details = self._interpreter._get_ops_details()
+        return [str(d.get("op_name", "")) for d in details]
+
+    def tensor_dtypes(self) -> list[tuple[str, str]]:
+        """(name, dtype) of every tensor an op reads or writes."""
+        used: set[int] = set()
+        for op in self._interpreter._get_ops_details():
+            used.update(int(i) for i in op.get("inputs", []) if int(i) >= 0)
+            used.update(int(i) for i in op.get("outputs", []) if int(i) >= 0)
+        return [
+            (str(t["name"]), np.dtype(t["dtype"]).name)
+            for t in self._interpreter.get_tensor_details()
+            if int(t["index"]) in used
+        ]
