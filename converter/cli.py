@@ -19,7 +19,7 @@ from edge.errors import EdgeError
 
 log = logging.getLogger("converter")
 
-DEFAULT_TRAIN, DEFAULT_TEST, DEFAULT_EPOCHS, DEFAULT_BATCH = 2000, 600, 12, 32
+DEFAULT_TRAIN, DEFAULT_TEST, DEFAULT_EPOCHS, DEFAULT_BATCH = 3000, 600, 15, 32
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "edge" / "models" / "conveyor_int8.tflite"
 
 

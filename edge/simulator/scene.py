@@ -102,7 +102,7 @@ def still_frame(rng: np.random.Generator, alert: bool, size: tuple[int, int] | N
     gap: tuple[float, float] | None = None
     if alert:
         length = rng.uniform(ALERT_GAP_MIN, ALERT_GAP_MAX) * visible
-        start = rng.uniform(-visible / 2.0 - 0.1 * length, visible / 2.0 - 0.9 * length)
+        start = rng.uniform(-visible / 2.0, visible / 2.0 - length)
         gap = (start, start + length)
     phase = rng.uniform(0, scene.pitch)
     cookies: list[Cookie] = []

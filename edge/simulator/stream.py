@@ -43,7 +43,8 @@ class ConveyorStream:
         rng = np.random.default_rng(seed)
         look = sample_look(rng, size)
         # One fixed installation: a moderate look, so the demo is representative rather than extreme.
-        look = replace(look, tilt_deg=look.tilt_deg / 3, gain=min(max(look.gain, 0.85), 1.15), blur=1)
+        look = replace(look, tilt_deg=look.tilt_deg / 3, gain=min(max(look.gain, 0.85), 1.15), blur=1,
+                       noise_sigma=max(look.noise_sigma, 2.0))
         self.look: CameraLook = look if noise else replace(look, noise_sigma=0.0)
         self.scene: BeltScene = sample_scene(rng, self.look)
         self.seed = seed

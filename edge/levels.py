@@ -1,0 +1,104 @@
+"""Per-frame alert probabilities -> smoothed probability -> debounced levels. Pure logic, no I/O.
+
+Three stages, each guarding against a different kind of noise:
+
+1. **Smoothing**: the mean probability over the last ``window_s`` seconds of frames.
+2. **Hysteresis**: a level is entered at ``enter`` and left only below ``exit`` (< enter),
+   so a smoothed value hovering at a threshold cannot flip the level back and forth.
+3. **Dwell**: a new level must be the target continuously for ``dwell_s`` seconds *and*
+   ``min_frames`` frames before it is committed, so one odd frame never changes the level
+   however low the frame rate is.
+
+Time is whatever monotonic clock the caller passes (frame capture times), never read here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+LEVELS = ("ok", "warning", "alert")
+
+
+@dataclass(frozen=True)
+class LevelRules:
+    """Thresholds and timings; ``enter[i]``/``exit[i]`` belong to ``LEVELS[i]`` (index 0 has none)."""
+
+    window_s: float
+    dwell_s: float
+    min_frames: int
+    enter: tuple[float, ...]
+    exit: tuple[float, ...]
+
+    @classmethod
+    def from_bands(cls, window_s: float, dwell_s: float, min_frames: int,
+                   warning: tuple[float, float], alert: tuple[float, float]) -> LevelRules:
+        """Rules from (enter, exit) pairs for warning and alert."""
+        return cls(window_s, dwell_s, min_frames, (0.0, warning[0], alert[0]), (0.0, warning[1], alert[1]))
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """A committed change of level: the event to publish."""
+
+    roi: str
+    level: str
+    previous: str
+    probability: float
+    at: float
+
+
+class AlertLevels:
+    """The level state of one region of interest."""
+
+    def __init__(self, roi: str, rules: LevelRules) -> None:
+        self.roi = roi
+        self.rules = rules
+        self._index = 0
+        self._window: deque[tuple[float, float]] = deque()
+        self._sum = 0.0
+        self._pending: int | None = None
+        self._pending_since = 0.0
+        self._pending_frames = 0
+        self.smoothed = 0.0
+
+    @property
+    def level(self) -> str:
+        return LEVELS[self._index]
+
+    def _smooth(self, probability: float, now: float) -> float:
+        self._window.append((now, probability))
+        self._sum += probability
+        horizon = now - self.rules.window_s
+        while len(self._window) > 1 and self._window[0][0] <= horizon:
+            self._sum -= self._window.popleft()[1]
+        if len(self._window) <= 1:
+            self._sum = self._window[0][1]  # resynchronise: no float drift survives an empty window
+        return min(1.0, max(0.0, self._sum / len(self._window)))
+
+    def _target(self, p: float) -> int:
+        enter, exit_ = self.rules.enter, self.rules.exit
+        up = max(k for k in range(len(LEVELS)) if k == 0 or p >= enter[k])
+        current = self._index
+        if up > current:
+            return up
+        if current == 0 or p >= exit_[current]:
+            return current
+        return max(k for k in range(current) if k == 0 or p >= exit_[k])
+
+    def update(self, probability: float, now: float) -> LevelChange | None:
+        """Feed one frame's alert probability taken at monotonic time ``now``; return a change or None."""
+        p = self._smooth(probability, now)
+        self.smoothed = p
+        target = self._target(p)
+        if target == self._index:
+            self._pending = None
+            return None
+        if target != self._pending:
+            self._pending, self._pending_since, self._pending_frames = target, now, 0
+        self._pending_frames += 1
+        if now - self._pending_since < self.rules.dwell_s or self._pending_frames < self.rules.min_frames:
+            return None
+        previous = LEVELS[self._index]
+        self._index, self._pending = target, None
+        return LevelChange(self.roi, LEVELS[target], previous, p, now)

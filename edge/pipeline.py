@@ -1,0 +1,87 @@
+"""One frame in, level changes out: preprocessing, inference, image health and alert levels.
+
+Knows nothing about MQTT or storage; the daemon turns its results into messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.config import EdgeConfig
+from edge.health import HealthRules, ImageHealth
+from edge.inference import Classifier
+from edge.levels import AlertLevels, LevelChange, LevelRules
+from edge.preprocess import Box, quantization_table, resize_rgb
+from edge.sources.base import Frame
+
+MIN_SIDE, MAX_SIDE = 16, 8192
+
+
+@dataclass
+class FrameResult:
+    """What one frame produced."""
+
+    probabilities: npt.NDArray[np.float32]
+    changes: list[LevelChange] = field(default_factory=list)
+    health: tuple[str, str] | None = None  # (verdict, reason) when it changed
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def frame_problem(pixels: object) -> str | None:
+    """Why a source's frame cannot be used, or None if it can."""
+    if not isinstance(pixels, np.ndarray):
+        return f"not an array ({type(pixels).__name__})"
+    if pixels.dtype != np.uint8:
+        return f"dtype {pixels.dtype}, expected uint8"
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        return f"shape {pixels.shape}, expected HxWx3"
+    if not (MIN_SIDE <= pixels.shape[0] <= MAX_SIDE and MIN_SIDE <= pixels.shape[1] <= MAX_SIDE):
+        return f"size {pixels.shape[1]}x{pixels.shape[0]}, expected {MIN_SIDE}-{MAX_SIDE} pixels a side"
+    return None
+
+
+class Pipeline:
+    """Classifies every region of interest of a frame with one interpreter invoke."""
+
+    def __init__(self, config: EdgeConfig, classifier: Classifier) -> None:
+        self.classifier = classifier
+        card = classifier.card
+        self.rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
+        self._table = quantization_table(card.input.scale, card.input.zero_point, card.input.dtype)
+        self._identity = bool(np.array_equal(self._table, np.arange(256, dtype=np.uint8)))
+        self._batch = np.empty((len(self.rois), *card.input.shape[1:]), dtype=card.input.dtype)
+        lv = config.levels
+        rules = LevelRules.from_bands(lv.window_s, lv.dwell_s, lv.min_frames,
+                                      (lv.warning.enter, lv.warning.exit), (lv.alert.enter, lv.alert.exit))
+        self.levels = {name: AlertLevels(name, rules) for name, _ in self.rois}
+        h = config.health
+        self.health = ImageHealth(HealthRules(h.frozen_after_s, h.dark_level, h.blur_level, h.degraded_after_s))
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Run one valid frame through the model and the level logic."""
+        t0 = time.perf_counter()
+        for i, (_, box) in enumerate(self.rois):
+            pixels64 = resize_rgb(frame.pixels, box)
+            if i == 0:
+                verdict_before = self.health.verdict
+                verdict, reason = self.health.update(pixels64, frame.monotonic)
+            # The usual calibration makes the table the identity: skip the lookup then.
+            self._batch[i] = pixels64 if self._identity else self._table[pixels64]
+        t1 = time.perf_counter()
+        probabilities = self.classifier.classify(self._batch)
+        t2 = time.perf_counter()
+        result = FrameResult(probabilities)
+        if verdict != verdict_before:
+            result.health = (verdict, reason)
+        if verdict == "ok":  # a dark, blurred or frozen picture says nothing about the belt
+            for (name, _), probability in zip(self.rois, probabilities, strict=True):
+                change = self.levels[name].update(float(probability), frame.monotonic)
+                if change is not None:
+                    result.changes.append(change)
+        t3 = time.perf_counter()
+        result.timings = {"preprocess": t1 - t0, "inference": t2 - t1, "levels": t3 - t2}
+        return result
