@@ -1,0 +1,127 @@
+"""The daemon against a real Mosquitto: scripted drops, retained topics, schemas, reconnects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.broker import Mosquitto
+from helpers.daemon import DROPS, DaemonProcess, daemon_config, wait_until, write_config
+from helpers.subscriber import Subscriber, validate
+
+pytestmark = pytest.mark.broker
+PREFIX = "plant/s1/l1/dev1"
+
+
+def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(tmp_path: Path, mosquitto: Mosquitto, subscribe, runtime_name: str) -> None:
+    """Three drops in flow -> ok->alert, alert->ok three times, nothing else, all schema-valid."""
+    sub: Subscriber = subscribe(mosquitto)
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", daemon_config(tmp_path, mosquitto)), tmp_path / "d.log")
+    try:
+        assert daemon.wait(90) == 0, daemon.log()
+    finally:
+        daemon.close()
+    sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.payload == "offline" for m in ms), what="offline")
+    for message in sub.messages:
+        validate(message)
+    events = sub.events()
+    transitions = [(e["previous"], e["level"]) for e in events]
+    assert transitions == [("ok", "alert"), ("alert", "ok")] * len(DROPS), transitions
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert all(not e["replayed"] for e in events)
+    # Each alert falls inside its drop's window (stream time = frame_seq / fps).
+    alerts = [e["frame_seq"] / 20 for e in events if e["level"] == "alert"]
+    for at, drop in zip(alerts, DROPS, strict=True):
+        assert drop["start_s"] < at < drop["start_s"] + drop["duration_s"] + 2.5, (at, drop)
+    states = [m.payload for m in sub.on("/state/belt")]
+    assert states == ["ok"] + ["alert", "ok"] * len(DROPS), states
+    telemetry = [m.json() for m in sub.on("/telemetry")]
+    assert telemetry and all(t["runtime"].startswith(runtime_name) for t in telemetry)
+
+
+def test_retained_status_and_state_reach_a_late_subscriber(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """A subscriber arriving after start-up gets retained status=online, health and state at once."""
+    config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []})
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    try:
+        probe = subscribe(mosquitto, f"{PREFIX}/status")
+        probe.wait_for(lambda ms: any(m.payload == "online" for m in ms), what="online")
+        late = subscribe(mosquitto)
+        late.wait_for(lambda ms: {m.topic for m in ms if m.retain} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt",
+                                                                        f"{PREFIX}/health"}, what="retained")
+        retained = {m.topic: m.payload for m in late.messages if m.retain}
+        assert retained[f"{PREFIX}/status"] == "online"
+        assert retained[f"{PREFIX}/state/belt"] == "ok"
+        assert daemon.terminate() == 0
+        late.wait_for(lambda ms: any(m.topic.endswith("/status") and m.payload == "offline" for m in ms), what="offline")
+    finally:
+        daemon.close()
+
+
+def test_reconnects_by_itself_after_the_broker_restarts(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """Kill the broker mid-stream and start it again: status and state are republished without help."""
+    config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []})
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    try:
+        first = subscribe(mosquitto, f"{PREFIX}/#")
+        first.wait_for(lambda ms: any(m.topic.endswith("/telemetry") for m in ms), what="telemetry")
+        mosquitto.kill()  # persistence is off: the restarted broker has no retained messages at all
+        mosquitto.start()
+        second = subscribe(mosquitto, f"{PREFIX}/#")
+        second.wait_for(lambda ms: {m.topic for m in ms} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt"},
+                        timeout=20, what="republished status and state")
+        assert {m.payload for m in second.on("/status")} == {"online"}
+        assert daemon.alive()
+        assert "MQTT connected" in daemon.log()
+        assert daemon.terminate() == 0
+    finally:
+        daemon.close()
+
+
+def test_last_will_marks_a_killed_device_offline(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """SIGKILL leaves no chance to say goodbye: the broker publishes the will, 'offline', retained."""
+    config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []},
+                           mqtt={"keepalive_s": 5})
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    sub = subscribe(mosquitto, f"{PREFIX}/status")
+    sub.wait_for(lambda ms: any(m.payload == "online" for m in ms), what="online")
+    daemon.kill()
+    sub.wait_for(lambda ms: ms[-1].payload == "offline", timeout=20, what="last will")
+    late = subscribe(mosquitto, f"{PREFIX}/status")
+    late.wait_for(lambda ms: bool(ms), what="retained status")
+    assert late.messages[-1].payload == "offline" and late.messages[-1].retain
+
+
+def test_mqtt5_protocol_works_end_to_end(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """protocol: '5' connects with MQTT 5 and delivers events."""
+    sub = subscribe(mosquitto)
+    config = daemon_config(tmp_path, mosquitto, mqtt={"protocol": "5"}, source={"duration_s": 9.0})
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    try:
+        assert daemon.wait(60) == 0, daemon.log()
+    finally:
+        daemon.close()
+    sub.wait_for(lambda ms: len([m for m in ms if m.topic.endswith("/event")]) >= 2, what="two events")
+    assert [(e["previous"], e["level"]) for e in sub.events()] == [("ok", "alert"), ("alert", "ok")]
+    assert "protocol=5" in (mosquitto.log.read_text()) or "p5" in mosquitto.log.read_text()
+
+
+def test_sigterm_publishes_offline_and_exits_zero_quickly(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """SIGTERM: stop capture, publish offline, flush, disconnect, exit 0 within a few seconds."""
+    config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []})
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    sub = subscribe(mosquitto, f"{PREFIX}/status")
+    try:
+        sub.wait_for(lambda ms: any(m.payload == "online" for m in ms), what="online")
+        wait_until(lambda: "first inference" in daemon.log(), 20, "first inference")
+        import time
+
+        started = time.monotonic()
+        assert daemon.terminate(timeout=10) == 0
+        assert time.monotonic() - started < 5.0
+        sub.wait_for(lambda ms: ms[-1].payload == "offline", what="offline")
+        assert "received SIGTERM" in daemon.log()
+    finally:
+        daemon.close()
