@@ -246,6 +246,26 @@ class EdgeConfig(Strict):
         return Path(self.outbox.path) if self.outbox.path else self.state_dir() / "outbox.sqlite"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (same safe constructors, no Python tags) that also rejects
+    duplicate keys, which plain safe_load silently resolves to the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str) -> Any:
+    """Parse YAML with the safe loader (plus the duplicate-key check)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 # --- error reporting -------------------------------------------------------------------------
 
 _KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
@@ -305,9 +325,13 @@ def _expected(loc: tuple[Any, ...]) -> str | None:
     kind = _KIND.get(bare)
     if kind is None:
         if typing.get_origin(bare) is list:
-            lengths = [getattr(m, "min_length", None) for m in metadata]
-            n = next((v for v in lengths if v), None)
-            return f"a list of {n} values" if n else "a list"
+            lo_len = next((m.min_length for m in metadata if getattr(m, "min_length", None)), None)
+            hi_len = next((m.max_length for m in metadata if getattr(m, "max_length", None)), None)
+            if lo_len is not None and lo_len == hi_len:
+                return f"a list of {lo_len} values"
+            if lo_len is not None and hi_len is not None:
+                return f"a list of {lo_len}-{hi_len} items"
+            return "a list"
         if isinstance(bare, type) and issubclass(bare, BaseModel):
             return "a mapping of keys"
         return None
@@ -429,7 +453,7 @@ def load_config(path: Path, check_files: bool = True) -> EdgeConfig:
     except OSError as exc:
         raise ConfigError([f"{name}: cannot read ({exc.strerror})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

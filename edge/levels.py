@@ -18,6 +18,9 @@ from collections import deque
 from dataclasses import dataclass
 
 LEVELS = ("ok", "warning", "alert")
+# The running mean of identical values can land a hair below them (3 * 0.6 / 3 < 0.6 in floats);
+# thresholds are compared with this tolerance so "p >= enter" means what it says.
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ class AlertLevels:
             self._sum = self._window[0][1]  # resynchronise: no float drift survives an empty window
         return min(1.0, max(0.0, self._sum / len(self._window)))
 
-    def _target(self, p: float) -> int:
+    def _target(self, smoothed: float) -> int:
         enter, exit_ = self.rules.enter, self.rules.exit
+        p = smoothed + EPSILON
         up = max(k for k in range(len(LEVELS)) if k == 0 or p >= enter[k])
         current = self._index
         if up > current:
