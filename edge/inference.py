@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import ModelError
+from edge.flatbuffer import check_tflite
 from edge.modelcard import ModelCard, TensorSpec, card_path_for, load_card, sha256_of
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,16 @@ class Runtime:
 
     def plain_interpreter(self, model_content: bytes) -> Any:
         """An interpreter without default delegates, so its op list is the model's own graph."""
+        check_tflite(model_content, "converted model")
         resolver = self.module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         return self.module.Interpreter(model_content=model_content, experimental_op_resolver_type=resolver)
 
     def interpreter(self, model_path: Path, num_threads: int) -> Any:
+        # Check the structure first: tflite-runtime 2.14 crashes (SIGSEGV) on truncated files.
+        try:
+            check_tflite(model_path.read_bytes(), str(model_path))
+        except OSError as exc:
+            raise ModelError(f"{model_path}: cannot read ({exc.strerror})") from exc
         try:
             return self.interpreter_class(model_path=str(model_path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:

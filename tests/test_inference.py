@@ -1,0 +1,149 @@
+"""The int8 model on the device: loaded once, checked against its card, refused when wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import ModelError
+from edge.inference import Classifier, load_runtime
+from edge.modelcard import load_card
+from edge.preprocess import model_input
+from edge.simulator import still_frame
+
+from conftest import BUNDLED_MODEL, expected_runtime
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "m.tflite"
+    shutil.copy(BUNDLED_MODEL, target)
+    shutil.copy(BUNDLED_MODEL.with_suffix(".card.json"), target.with_suffix(".card.json"))
+    return target
+
+
+def test_runtime_is_the_one_this_environment_pins(runtime_name: str) -> None:
+    """The two test environments really run different runtimes (LiteRT / tflite-runtime)."""
+    expected = expected_runtime()
+    assert runtime_name == (expected if expected != "auto" else runtime_name)
+    assert load_runtime("auto").name == runtime_name
+
+
+def test_bundled_model_classifies_simulated_frames(runtime_name: str) -> None:
+    """On fresh simulator frames (seed unseen in training) the bundled int8 model is right at least 95% of the time."""
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
+    card = classifier.card
+    rng = np.random.default_rng(9999)
+    correct = 0
+    for i in range(80):
+        alert = i % 2 == 1
+        tensor = model_input(still_frame(rng, alert), card.input.scale, card.input.zero_point, card.input.dtype)
+        correct += (classifier.classify(tensor[None])[0] >= card.threshold) == alert
+    assert correct / 80 >= 0.95
+
+
+def test_bundled_card_describes_a_full_integer_uint8_model() -> None:
+    """The card records uint8 I/O, the preprocessing, labels and the gate's metrics."""
+    card = load_card(BUNDLED_MODEL.with_suffix(".card.json"))
+    assert card.input.dtype == card.output.dtype == "uint8"
+    assert card.input.shape[1:] == (64, 64, 3)
+    assert card.preprocessing.resize == "nearest-pixel-centre"
+    assert card.labels == ("acceptable", "alert") and card.positive_class == "alert"
+    assert card.metrics["int8"]["accuracy"] >= 0.98 and card.metrics["agreement"] >= 0.99
+    assert BUNDLED_MODEL.stat().st_size < 1_000_000
+
+
+def test_several_rois_go_through_one_invoke() -> None:
+    """A batch of crops returns one probability per crop."""
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()), batch=3)
+    batch = np.zeros((3, 64, 64, 3), np.uint8)
+    assert classifier.classify(batch).shape == (3,)
+
+
+def test_a_model_that_does_not_match_its_card_sha256_is_refused(model_copy: Path) -> None:
+    """One flipped byte: the sha256 no longer matches the card."""
+    data = bytearray(model_copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its model card"):
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
+
+
+def test_a_truncated_model_is_refused_even_with_a_matching_card(model_copy: Path) -> None:
+    """A truncated file whose card was (wrongly) regenerated still cannot load."""
+    from edge.modelcard import sha256_of
+
+    model_copy.write_bytes(model_copy.read_bytes()[:5000])
+    card = json.loads(model_copy.with_suffix(".card.json").read_text())
+    card["tflite_sha256"] = sha256_of(model_copy)
+    model_copy.with_suffix(".card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="truncated or corrupt TFLite file"):
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
+
+
+def test_a_card_with_a_different_input_spec_is_refused(model_copy: Path) -> None:
+    """The card says int8 input; the model has uint8: refused."""
+    card = json.loads(model_copy.with_suffix(".card.json").read_text())
+    card["input"]["dtype"] = "int8"
+    card["input"]["zero_point"] = -128
+    model_copy.with_suffix(".card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not match the model card"):
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
+
+
+def test_a_wrong_file_and_a_missing_card_are_refused(model_copy: Path) -> None:
+    """A text file posing as a model, and a model without its card."""
+    model_copy.with_suffix(".card.json").unlink()
+    with pytest.raises(ModelError, match="model card not found"):
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
+    not_a_model = model_copy.with_name("x.tflite")
+    not_a_model.write_text("hello")
+    with pytest.raises(ModelError, match="model file not found|model card not found"):
+        Classifier.from_files(not_a_model.with_name("nothing.tflite"), load_runtime(expected_runtime()))
+
+
+def test_run_refuses_a_bad_model_with_exit_3_and_one_line(model_copy: Path, tmp_path: Path) -> None:
+    """The daemon's CLI turns a refused model into exit code 3 and one line, no traceback."""
+    model_copy.write_bytes(b"\0" * 100)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{path: {model_copy}}}\nservice: {{state_dir: {tmp_path / 'st'}}}\n")
+    result = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("edge-daemon:")] == [
+        f"edge-daemon: model refused: {model_copy}: sha256 " + line.split("sha256 ", 1)[1]
+        for line in result.stderr.splitlines() if line.startswith("edge-daemon:")
+    ]
+    assert "does not match its model card" in result.stderr
+
+
+def test_importing_the_edge_never_imports_tensorflow() -> None:
+    """Every edge module imports without pulling in TensorFlow or Keras."""
+    code = (
+        "import sys, pkgutil, importlib, edge\n"
+        "for m in pkgutil.walk_packages(edge.__path__, 'edge.'):\n"
+        "    if m.name != 'edge.__main__': importlib.import_module(m.name)\n"
+        "import edge.inference as i; i.load_runtime('auto')\n"
+        "bad = [n for n in sys.modules if n.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("cut", [8, 100, 5000, 400_000, -1])
+def test_every_truncation_is_refused_without_crashing(model_copy: Path, cut: int) -> None:
+    """The flatbuffer bounds check catches truncation anywhere (tflite-runtime 2.14 would segfault)."""
+    from edge.flatbuffer import check_tflite
+
+    data = model_copy.read_bytes()
+    with pytest.raises(ModelError, match="truncated or corrupt|not a TFLite model"):
+        check_tflite(data[:cut], "m.tflite")
+    check_tflite(data, "m.tflite")  # the whole file passes
