@@ -253,7 +253,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             if isinstance(key, (str, int, float, bool)):
@@ -263,7 +263,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def safe_load(text: str) -> Any:
     """Parse YAML with the safe loader (plus the duplicate-key check)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 # --- error reporting -------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def _field_at(loc: tuple[Any, ...]) -> tuple[Any, list[Any]] | None:
             continue
         if typing.get_origin(annotation) in (Union, types.UnionType):
             candidates = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-            match = [a for a in candidates if part in a.model_fields or part == a.model_fields["type"].annotation.__args__[0]]
+            match = [a for a in candidates if part in a.model_fields or part == typing.get_args(a.model_fields["type"].annotation)[0]]
             if match:
                 annotation = match[0]
                 if part in match[0].model_fields:
@@ -371,7 +371,9 @@ def _format_error(error: Any) -> str:
     if kind == "missing":
         return f"{path}: required"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        return f"{path}: expected type one of 'synthetic', 'images', 'opencv', 'picamera2', got {_show(error.get('input', {}).get('type') if isinstance(error.get('input'), dict) else error.get('input'))}"
+        given = error.get("input")
+        tag = given.get("type") if isinstance(given, dict) else given
+        return f"{path}: expected type one of 'synthetic', 'images', 'opencv', 'picamera2', got {_show(tag)}"
     if kind == "value_error":
         return f"{path}: {error['msg'].removeprefix('Value error, ')}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):

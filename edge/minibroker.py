@@ -152,9 +152,9 @@ class MiniBroker:
                         granted.append(qos)
                         new.append((pattern.decode(), qos))
                     writer.write(bytes([0x90]) + _encode_length(2 + len(granted)) + mid + bytes(granted))
-                    for pattern, qos in new:
+                    for filter_text, qos in new:
                         for topic_name, (payload, rq) in self._retained.items():
-                            if topic_matches(pattern, topic_name):
+                            if topic_matches(filter_text, topic_name):
                                 self._send(session, topic_name, payload, min(qos, rq), True)
                 elif kind == 10:  # UNSUBSCRIBE
                     pos = 2

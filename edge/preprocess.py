@@ -44,10 +44,10 @@ WHOLE_FRAME = Box()
 def _sample_indices(
     frame_h: int, frame_w: int, box: Box, size: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    top = int(round(box.y * frame_h))
-    left = int(round(box.x * frame_w))
-    crop_h = max(1, int(round(box.height * frame_h)))
-    crop_w = max(1, int(round(box.width * frame_w)))
+    top = round(box.y * frame_h)
+    left = round(box.x * frame_w)
+    crop_h = max(1, round(box.height * frame_h))
+    crop_w = max(1, round(box.width * frame_w))
     crop_h = min(crop_h, frame_h - top)
     crop_w = min(crop_w, frame_w - left)
     # Pixel-centre sampling: output pixel i takes source pixel floor((i + 0.5) * n / size).

@@ -51,7 +51,7 @@ class Stats:
         self._window_frames, self._window_start = 0, now
         if self.inference_ms:
             p50, p99 = np.percentile(np.fromiter(self.inference_ms, float), [50, 99])
-            latency = {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+            latency: dict[str, float | None] = {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
         else:
             latency = {"p50": None, "p99": None}
         return {

@@ -2,8 +2,9 @@
 # Idempotent set-up for a fresh Debian machine with Python 3.11:
 #   .venv         converter + edge + tests, LiteRT runtime, numpy 2, TensorFlow (CPU)
 #   .venv-tflite  edge + tests under tflite-runtime 2.14 with numpy < 2 (no TensorFlow)
+#   .venv-edge    the edge alone with LiteRT (what a Pi gets): enough for the demo, no TensorFlow
 # plus Mosquitto from Debian when we are root and it is missing.
-# Usage: scripts/setup-env.sh [main|tflite|all]   (default: all)
+# Usage: scripts/setup-env.sh [main|tflite|edge|all]   (default: all = main + tflite, what the tests need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -45,6 +46,9 @@ if [ "$what" = main ] || [ "$what" = all ]; then
   # reuses tensorflow-cpu instead of pulling the full tensorflow wheel.
   .venv/bin/python -c "import tf_keras" 2>/dev/null || \
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "tf-keras==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
+fi
+if [ "$what" = edge ]; then
+  make_env .venv-edge "litert"
 fi
 if [ "$what" = tflite ] || [ "$what" = all ]; then
   make_env .venv-tflite "tflite,camera,dev" "numpy<2" "opencv-python-headless<4.11"

@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.broker import Mosquitto  # noqa: E402
-from helpers.subscriber import Subscriber  # noqa: E402
+from helpers.broker import Mosquitto
+from helpers.subscriber import Subscriber
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO / "edge" / "models" / "conveyor_int8.tflite"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers.broker import Mosquitto
 from helpers.daemon import DROPS, DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
@@ -14,7 +13,8 @@ pytestmark = pytest.mark.broker
 PREFIX = "plant/s1/l1/dev1"
 
 
-def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(tmp_path: Path, mosquitto: Mosquitto, subscribe, runtime_name: str) -> None:
+def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(
+        tmp_path: Path, mosquitto: Mosquitto, subscribe, runtime_name: str) -> None:
     """Three drops in flow -> ok->alert, alert->ok three times, nothing else, all schema-valid."""
     sub: Subscriber = subscribe(mosquitto)
     daemon = DaemonProcess(write_config(tmp_path / "c.yaml", daemon_config(tmp_path, mosquitto)), tmp_path / "d.log")

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_MODEL, expected_runtime
 
 from edge.errors import ModelError
 from edge.inference import Classifier, load_runtime
 from edge.modelcard import load_card
 from edge.preprocess import model_input
 from edge.simulator import still_frame
-
-from conftest import BUNDLED_MODEL, expected_runtime
 
 
 @pytest.fixture

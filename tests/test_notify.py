@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_MODEL, expected_runtime
+from helpers.broker import Mosquitto
+from helpers.daemon import DaemonProcess, daemon_config, write_config
 
 from edge.config import parse_config
 from edge.daemon import Daemon, Parts
@@ -20,10 +23,6 @@ from edge.notify import Notifier
 from edge.outbox import Outbox
 from edge.secrets import Secrets
 from edge.sources.base import Frame
-
-from conftest import BUNDLED_MODEL, expected_runtime
-from helpers.broker import Mosquitto
-from helpers.daemon import DaemonProcess, daemon_config, write_config
 
 
 class NotifySocket:

@@ -67,7 +67,8 @@ def _box_blur(img: FloatImage, size: int) -> FloatImage:
         csum = np.cumsum(padded, axis=axis, dtype=np.float32)
         csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
         n = out.shape[axis]
-        out = (np.take(csum, np.arange(size, size + n), axis=axis) - np.take(csum, np.arange(n), axis=axis)) / size
+        window = np.take(csum, np.arange(size, size + n), axis=axis) - np.take(csum, np.arange(n), axis=axis)
+        out = (window / size).astype(np.float32)
     return out.astype(np.float32)
 
 

@@ -79,7 +79,7 @@ class ConveyorStream:
         samples = 64
         for i in range(samples):
             u = -half + (i + 0.5) * self.look.width / samples
-            row = int(round((shift - u) / self.scene.pitch))
+            row = round((shift - u) / self.scene.pitch)
             entry_time = (row * self.scene.pitch - half) / self.speed
             empty += any(drop.covers(entry_time) for drop in self.drops)
         return empty / samples

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: set-up (idempotent), lint, types, then the tests in
+# both runtime environments (LiteRT + numpy 2 with TensorFlow; tflite-runtime 2.14 + numpy 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-env.sh all
+echo "== ruff"
+.venv/bin/ruff check edge converter tests benchmarks
+echo "== mypy (strict on edge/)"
+.venv/bin/mypy --strict edge
+.venv/bin/mypy converter
+echo "== tests: ai-edge-litert, numpy 2, TensorFlow (all tests)"
+CONVEYOR_TEST_RUNTIME=ai_edge_litert .venv/bin/python -m pytest "$@"
+echo "== tests: tflite-runtime 2.14, numpy < 2 (edge tests; TensorFlow tests run above)"
+CONVEYOR_TEST_RUNTIME=tflite_runtime .venv-tflite/bin/python -m pytest -m "not tensorflow" "$@"
