@@ -19,12 +19,11 @@ import numpy.typing as npt
 
 from converter.errors import QuantizationError
 from converter.model import SourceModel
-from edge.inference import load_runtime
+from edge.inference import INTEGER_DTYPES, load_runtime
 from edge.modelcard import TensorSpec
 from edge.preprocess import PIXEL_SCALE
 
 log = logging.getLogger(__name__)
-INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool"}
 
 
 def _converter_for(source: SourceModel, workdir: Path) -> object:

@@ -67,13 +67,13 @@ def cmd_check_config(path: Path, as_json: bool) -> int:
 def cmd_run(path: Path) -> int:
     from edge.service import build_daemon, install_signal_handlers, setup_logging
 
+    stop = threading.Event()
+    install_signal_handlers(stop)  # first: a SIGTERM during start-up must still be a clean stop
     try:
         config = load_config(path)
     except ConfigError as exc:
         return _config_errors(exc)
     setup_logging(config.service.log_level)
-    stop = threading.Event()
-    install_signal_handlers(stop)
     try:
         daemon = build_daemon(config, stop)
     except ConfigError as exc:

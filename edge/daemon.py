@@ -65,8 +65,8 @@ class Daemon:
                                       frame_seq=frame.seq, frame_wall=frame.wall))
 
         row = self.parts.outbox.add_event(self.topics.event, build)
-        log.info("level %s -> %s on %s (p=%.2f, frame %d, event row %d)", change.previous, change.level, change.roi,
-                 change.probability, frame.seq, row.id)
+        log.info("level %s -> %s on %s (p=%.2f, frame %d): event #%d stored", change.previous, change.level, change.roi,
+                 change.probability, frame.seq, row.seq)
         self.parts.link.set_state(change.roi, change.level)
 
     def _emit_health(self, health: str, reason: str, frame_seq: int) -> None:
@@ -94,6 +94,10 @@ class Daemon:
         })
         self.parts.outbox.add("telemetry", self.topics.telemetry, encode(telemetry(self.identity, wall=time.time(), stats=stats)), 0)
         self.parts.link.wake()
+        # `systemctl status` shows this line: the place an operator looks first.
+        mqtt = "connected" if self.parts.link.connected else f"NOT connected: {self.parts.link.last_error}"
+        self.parts.notifier.status(f"{stats['fps']:.1f} fps, camera {self.health}, mqtt {mqtt}, "
+                                   f"{stats['outbox']['pending']} message(s) waiting")
 
     # --- camera ------------------------------------------------------------------------------
 

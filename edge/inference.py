@@ -23,6 +23,7 @@ from edge.modelcard import ModelCard, TensorSpec, card_path_for, load_card, sha2
 
 log = logging.getLogger(__name__)
 
+INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool"}
 # Order for runtime "auto": the maintained LiteRT first (numpy 2, XNNPACK for int8), then the
 # legacy tflite-runtime (numpy < 2), and TensorFlow itself only as a last resort on a workstation.
 RUNTIMES: dict[str, tuple[str, str]] = {
@@ -122,6 +123,9 @@ class Classifier:
         for actual, expected, what in ((_spec_of(inputs[0]), card.input, "input"), (_spec_of(outputs[0]), card.output, "output")):
             if not _same(actual, expected):
                 raise ModelError(f"{model_path}: {what} {actual} does not match the model card's {expected}")
+        floats = [name for name, dtype in self.tensor_dtypes() if dtype not in INTEGER_DTYPES]
+        if floats:
+            raise ModelError(f"{model_path}: not a full-integer model; float tensors on the path: {', '.join(floats[:4])}")
         if batch != inputs[0]["shape"][0]:
             self._interpreter.resize_tensor_input(self._input_index, [batch, *card.input.shape[1:]])
         self._interpreter.allocate_tensors()
@@ -161,6 +165,8 @@ class Classifier:
         """(name, dtype) of every tensor an op reads or writes."""
         used: set[int] = set()
         for op in self._interpreter._get_ops_details():
+            if str(op.get("op_name", "")) == "DELEGATE":
+                continue  # a delegate node's tensors are the graph's own, already listed
             used.update(int(i) for i in op.get("inputs", []) if int(i) >= 0)
             used.update(int(i) for i in op.get("outputs", []) if int(i) >= 0)
         return [

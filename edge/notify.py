@@ -24,6 +24,8 @@ class Notifier:
         self._sock: socket.socket | None = None
         if self._address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            # Never block the frame loop: if the receiver's queue is full, drop this notification.
+            self._sock.setblocking(False)
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
         enabled = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))

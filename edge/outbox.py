@@ -47,6 +47,7 @@ class Row:
     topic: str
     payload: str
     qos: int
+    seq: int = 0  # events only: the device's sequence number
 
 
 class Outbox:
@@ -132,7 +133,7 @@ class Outbox:
             payload = build(int(seq), event_id)
             self._make_room(db)
             cur = db.execute("INSERT INTO messages (kind, topic, payload, qos) VALUES ('event', ?, ?, 1)", (topic, payload))
-            return Row(int(cur.lastrowid or 0), "event", topic, payload, 1)
+            return Row(int(cur.lastrowid or 0), "event", topic, payload, 1, int(seq))
 
         with self._lock:
             row: Row = self._write(work)

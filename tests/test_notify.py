@@ -145,3 +145,12 @@ def test_a_stalled_frame_loop_stops_the_watchdog_pings(tmp_path: Path, notify_so
         daemon.stop.set()
         source.release.set()
         thread.join(10)
+
+
+def test_a_full_notify_socket_never_blocks_the_sender(tmp_path: Path) -> None:
+    """If nobody reads the notify socket, notifications are dropped instead of blocking the frame loop."""
+    receiver = NotifySocket(tmp_path / "full.sock")
+    notifier = Notifier(env={"NOTIFY_SOCKET": str(receiver.path)})
+    results = [notifier.notify(f"STATUS={i}") for i in range(5000)]
+    assert results[0] is True and results[-1] is False  # the queue filled up and the call returned anyway
+    receiver.sock.close()

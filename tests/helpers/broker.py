@@ -14,7 +14,7 @@ from edge.broker import find_mosquitto, free_port
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None, extra: str = "", tls_port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra: str = "", persistent: bool = False) -> None:
         binary = find_mosquitto()
         assert binary, "mosquitto is not installed: scripts/setup-env.sh installs it (apt-get install mosquitto)"
         self.binary = binary
@@ -23,6 +23,7 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra = extra
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "mosquitto.log"
 
@@ -32,7 +33,9 @@ class Mosquitto:
         if "listener" in self.extra:
             listener = ""
         anonymous = "" if "allow_anonymous" in self.extra else "allow_anonymous true\n"
-        return f"{user}persistence false\n{listener}{anonymous}{self.extra}\n"
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
+                       if self.persistent else "persistence false\n")
+        return f"{user}{persistence}{listener}{anonymous}{self.extra}\n"
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"

@@ -49,11 +49,13 @@ def validate(message: Message) -> None:
 
 class Subscriber:
     def __init__(self, host: str, port: int, topic: str = "plant/#", client_id: str | None = None,
-                 tls: Any = None, username: str | None = None, password: str | None = None) -> None:
+                 tls: Any = None, username: str | None = None, password: str | None = None,
+                 clean_session: bool = True) -> None:
         self.messages: list[Message] = []
         self._cond = threading.Condition()
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"test-sub-{time.monotonic_ns()}")
+                                  client_id=client_id or f"test-sub-{time.monotonic_ns()}", clean_session=clean_session)
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
         if tls is not None:
             self.client.tls_set_context(tls)
         if username:
