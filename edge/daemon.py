@@ -167,13 +167,14 @@ class Daemon:
             result = self.pipeline.process(frame)
             self.stats.frame_seen(frame.seq)
             t2 = time.perf_counter()
-            if result.health is not None:
-                verdict, reason = result.health
-                if verdict == CAMERA_FAULT:
-                    if not self._reopen(reason, frame.seq):
-                        break
-                    continue
-                self._emit_health(verdict, reason, frame.seq)
+            verdict, reason = self.pipeline.health.verdict, self.pipeline.health.reason
+            if verdict == CAMERA_FAULT:
+                self.pipeline.health.reset()
+                if not self._reopen(reason, frame.seq):
+                    break
+                continue
+            if verdict != self.health:  # includes recovery after a camera fault: the first good frame says so
+                self._emit_health(verdict, reason or "frames are good again", frame.seq)
             for change in result.changes:
                 self._emit_level(change, frame)
             if result.changes:

@@ -40,6 +40,11 @@ class ImageHealth:
         self.verdict = OK
         self.reason = ""
 
+    def reset(self) -> None:
+        """Forget the past frames (after the camera was reopened)."""
+        self._previous, self._same_since, self._bad_since = None, None, None
+        self.verdict, self.reason = OK, ""
+
     def update(self, pixels64: npt.NDArray[np.uint8], now: float) -> tuple[str, str]:
         previous, self._previous = self._previous, pixels64
         if previous is not None and np.array_equal(previous, pixels64):

@@ -27,7 +27,6 @@ class FrameResult:
 
     probabilities: npt.NDArray[np.float32]
     changes: list[LevelChange] = field(default_factory=list)
-    health: tuple[str, str] | None = None  # (verdict, reason) when it changed
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -67,16 +66,13 @@ class Pipeline:
         for i, (_, box) in enumerate(self.rois):
             pixels64 = resize_rgb(frame.pixels, box)
             if i == 0:
-                verdict_before = self.health.verdict
-                verdict, reason = self.health.update(pixels64, frame.monotonic)
+                verdict, _ = self.health.update(pixels64, frame.monotonic)
             # The usual calibration makes the table the identity: skip the lookup then.
             self._batch[i] = pixels64 if self._identity else self._table[pixels64]
         t1 = time.perf_counter()
         probabilities = self.classifier.classify(self._batch)
         t2 = time.perf_counter()
         result = FrameResult(probabilities)
-        if verdict != verdict_before:
-            result.health = (verdict, reason)
         if verdict == "ok":  # a dark, blurred or frozen picture says nothing about the belt
             for (name, _), probability in zip(self.rois, probabilities, strict=True):
                 change = self.levels[name].update(float(probability), frame.monotonic)

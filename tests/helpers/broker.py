@@ -13,6 +13,22 @@ from pathlib import Path
 from edge.broker import find_mosquitto, free_port
 
 
+def free_port_below_ephemeral() -> int:
+    """A free port under Linux's ephemeral range (32768+): a client that keeps connecting to a closed
+    ephemeral port can end up connected to itself (TCP self-connect) and hold the port."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below 32000")
+
+
 class Mosquitto:
     def __init__(self, workdir: Path, port: int | None = None, extra: str = "", persistent: bool = False) -> None:
         binary = find_mosquitto()
