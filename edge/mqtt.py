@@ -87,6 +87,7 @@ class MqttLink:
         self._session_up = False
         self._just_connected = False
         self._refused = False
+        self._got_connack = False
         self._inflight: dict[int, int] = {}
         self._early_acks: set[int] = set()
         self._cursor = 0
@@ -162,6 +163,7 @@ class MqttLink:
                 log.error("MQTT %s:%d %s (check mqtt.username, the password and the broker's ACL); retrying in %.0f s",
                           self.config.mqtt.host, self.config.mqtt.port, self.last_error, self.config.mqtt.auth_retry_s)
                 return
+            self._got_connack = True
             self._session_up = True
             self._just_connected = True
         except Exception:  # a raising callback would kill paho's loop
@@ -210,6 +212,7 @@ class MqttLink:
     def _connect(self) -> None:
         mqtt = self.config.mqtt
         self._refused = False
+        self._got_connack = False
         self._client.connect(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s)
 
     def _drain_wake(self) -> None:
@@ -304,6 +307,13 @@ class MqttLink:
                     continue
                 self._io(sock, 0.5)
                 if self._client.socket() is None:
+                    if not self._refused and not self._got_connack:
+                        # Closed before CONNACK: with TLS 1.3 a rejected client certificate shows up only now.
+                        self.last_error = (f"{mqtt.host}:{mqtt.port} closed the connection before accepting it "
+                                           "(client certificate or protocol version rejected?)")
+                        if self.last_error != last_logged:
+                            log.warning("MQTT %s; retrying with backoff up to %.0f s", self.last_error, mqtt.reconnect_max_s)
+                            last_logged = self.last_error
                     wait = mqtt.auth_retry_s if self._refused else backoff
                     next_attempt = self._clock() + wait
                     backoff = min(backoff * 2, mqtt.reconnect_max_s)
