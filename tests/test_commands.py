@@ -7,15 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
+from helpers.broker import Mosquitto
+from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
+from helpers.subscriber import validate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import parse_config
 from edge.mqtt import parse_command
-
-from helpers.broker import Mosquitto
-from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
-from helpers.subscriber import validate
 
 PREFIX = "plant/s1/l1/dev1"
 

@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import BUNDLED_MODEL, expected_runtime
+from helpers.broker import Mosquitto, free_port_below_ephemeral
+from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
+from helpers.subscriber import Subscriber, validate
 from PIL import Image
 
 from edge.config import parse_config
@@ -23,11 +27,6 @@ from edge.outbox import Outbox
 from edge.secrets import Secrets
 from edge.sources import open_source
 from edge.sources.base import Frame
-
-from conftest import BUNDLED_MODEL, expected_runtime
-from helpers.broker import Mosquitto, free_port_below_ephemeral
-from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
-from helpers.subscriber import Subscriber, validate
 
 
 def noisy(seq: int, size: tuple[int, int] = (120, 160), level: int = 128, sigma: float = 30) -> np.ndarray:

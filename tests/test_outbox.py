@@ -47,16 +47,17 @@ def test_full_outbox_drops_oldest_telemetry_before_any_event_and_counts_it(tmp_p
 def test_rows_committed_before_kill_9_survive_intact(tmp_path: Path) -> None:
     """A writer process killed with SIGKILL mid-stream leaves a consistent database with every committed row."""
     path = tmp_path / "o.sqlite"
+    repo = str(Path(__file__).resolve().parent.parent)
     code = (
-        "import sys, json; sys.path.insert(0, %r)\n"
+        f"import sys, json; sys.path.insert(0, {repo!r})\n"
         "from edge.outbox import Outbox\n"
-        "box = Outbox(__import__('pathlib').Path(%r), 100000)\n"
+        f"box = Outbox(__import__('pathlib').Path({str(path)!r}), 100000)\n"
         "i = 0\n"
         "while True:\n"
         "    i += 1\n"
         "    box.add_event('t', lambda s, e: json.dumps({'seq': s}))\n"
         "    print(i, flush=True)\n"
-    ) % (str(Path(__file__).resolve().parent.parent), str(path))
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     committed = 0

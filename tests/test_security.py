@@ -9,11 +9,10 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-
 from helpers.broker import Mosquitto
 from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
+from paho.mqtt.enums import CallbackAPIVersion
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers.broker import Mosquitto
 from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
