@@ -40,7 +40,7 @@ def _string(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos + 2 : pos + 2 + n], pos + 2 + n
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: sessions live in a set
 class _Session:
     writer: asyncio.StreamWriter
     subscriptions: dict[str, int] = field(default_factory=dict)
@@ -98,7 +98,7 @@ class MiniBroker:
             body += session.next_mid.to_bytes(2, "big")
             session.next_mid = session.next_mid % 65535 + 1
         flags = (qos << 1) | (1 if retain else 0)
-        session.writer.write(bytes([0x30 | flags]) + _encode_length(len(body)) + body + payload)
+        session.writer.write(bytes([0x30 | flags]) + _encode_length(len(body) + len(payload)) + body + payload)
 
     def _route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if retain:

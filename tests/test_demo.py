@@ -1,0 +1,86 @@
+"""The README's first command: the demo shows the whole product, against Mosquitto or the built-in broker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge.broker import LocalBroker
+
+from helpers.broker import Mosquitto
+from helpers.subscriber import Message, validate
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", "demo", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_mosquitto_sub_on_the_demo_broker_sees_retained_state_and_valid_events(mosquitto: Mosquitto) -> None:
+    """`mosquitto_sub -v -t 'plant/#'` on the demo's broker: retained status/state, schema-valid events and telemetry."""
+    sub = subprocess.Popen(["mosquitto_sub", "-h", mosquitto.host, "-p", str(mosquitto.port), "-v", "-t", "plant/#",
+                            "-F", "%r %t %p"], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(sub.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        result = run_demo("--broker", f"{mosquitto.host}:{mosquitto.port}")
+        assert result.returncode == 0, result.stderr
+        late = subprocess.run(["mosquitto_sub", "-h", mosquitto.host, "-p", str(mosquitto.port), "-v", "-t", "plant/#",
+                               "-F", "%r %t %p", "-W", "2"], capture_output=True, text=True, timeout=30)
+    finally:
+        sub.terminate()
+        sub.wait(10)
+    reader.join(5)
+    messages = [Message(t, p, r == "1", 1, 0.0) for r, t, p in (line.rstrip("\n").split(" ", 2) for line in lines)]
+    for message in messages:
+        validate(message)
+    events = [m.json() for m in messages if m.topic.endswith("/event")]
+    assert [(e["previous"], e["level"]) for e in events] == [("ok", "alert"), ("alert", "ok")] * 2
+    assert any(m.topic.endswith("/telemetry") for m in messages)
+    # A subscriber arriving afterwards gets the retained topics: the device is offline, the belt state ok.
+    retained = {t: p for r, t, p in (line.split(" ", 2) for line in late.stdout.splitlines()) if r == "1"}
+    assert retained["plant/demo-site/line-1/edge-demo/status"] == "offline"
+    assert retained["plant/demo-site/line-1/edge-demo/state/belt"] == "ok"
+    assert "event #4: belt alert -> ok" in result.stdout
+
+
+def test_mini_broker_wildcards_follow_mqtt_rules() -> None:
+    """+ matches one level, # the rest (including the parent level)."""
+    from edge.minibroker import topic_matches
+
+    assert topic_matches("plant/#", "plant/a/b/c/status") and topic_matches("plant/#", "plant")
+    assert topic_matches("plant/+/+/+/event", "plant/s/l/d/event")
+    assert not topic_matches("plant/+/event", "plant/s/l/event") and not topic_matches("plant/a", "plant/a/b")
+
+
+def test_the_demo_runs_on_the_built_in_broker_without_mosquitto() -> None:
+    """Where Mosquitto is not installed the demo falls back to the pure-Python broker and still works."""
+    broker = LocalBroker(prefer_mosquitto=False).start()
+    try:
+        assert "mini broker" in broker.kind
+        result = run_demo("--broker", f"{broker.host}:{broker.port}", "--seconds", "12")
+        assert result.returncode == 0, result.stderr
+        assert "event #1: belt ok -> alert" in result.stdout and "event #2: belt alert -> ok" in result.stdout
+        statuses = [line for line in result.stdout.splitlines() if line.rstrip().endswith("/status  offline")]
+        assert statuses
+    finally:
+        broker.stop()
+
+
+def test_the_demo_starts_its_own_broker() -> None:
+    """With no --broker the demo starts one on loopback itself and says which."""
+    result = run_demo("--seconds", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# broker: mosquitto") and "the device is now offline" in result.stdout
+
+
+def test_a_bad_broker_argument_is_one_line_and_exit_2() -> None:
+    """--broker must be HOST:PORT."""
+    result = run_demo("--broker", "nonsense")
+    assert result.returncode == 2 and result.stderr.strip() == "edge-daemon: --broker: expected HOST:PORT, got 'nonsense'"
