@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
-
-from edge.broker import LocalBroker
-
 from helpers.broker import Mosquitto
 from helpers.subscriber import Message, validate
+
+from edge.broker import LocalBroker
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
