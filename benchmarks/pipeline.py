@@ -1,0 +1,137 @@
+"""The daemon's own pipeline, in-process, on pre-decoded 640x480 frames, publishing to a real broker.
+
+Run as a script (no TensorFlow in this process):  python benchmarks/pipeline.py MODEL FRAMES SECONDS_AT_30FPS E2E_EVENTS
+Prints one JSON object: unthrottled throughput and per-stage time, CPU per frame, CPU % at 30 frames/s,
+and end-to-end latency from a frame's capture to a subscriber receiving the event it caused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.replay import ReplayCamera
+from benchmarks.stats import summary
+from edge.broker import LocalBroker
+from edge.config import parse_config
+from edge.daemon import Daemon, Parts
+from edge.inference import Classifier, load_runtime
+from edge.messages import Topics
+from edge.mqtt import MqttLink
+from edge.notify import Notifier
+from edge.outbox import Outbox
+from edge.secrets import Secrets
+from edge.simulator import still_frame
+
+
+def frames_640x480() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(42)
+    ok = [still_frame(rng, alert=False, size=(640, 480)) for _ in range(4)]
+    alert = [still_frame(rng, alert=True, size=(640, 480)) for _ in range(4)]
+    return ok, alert
+
+
+def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, levels: dict[str, Any] | None = None) -> Daemon:
+    config = parse_config({"model": {"path": str(model)}, "mqtt": {"port": port}, "telemetry": {"interval_s": 3600},
+                           "service": {"state_dir": str(state)}, "levels": levels or {},
+                           "health": {"frozen_after_s": 3600}}, check_files=False)
+    classifier = Classifier.from_files(model, load_runtime("auto"), config.model.num_threads)
+    outbox = Outbox(config.outbox_path(), config.outbox.max_messages)
+    link = MqttLink(config, Secrets(), outbox, Topics(config.topic_prefix))
+    return Daemon(Parts(config, classifier, camera, outbox, link, Notifier(env={})))
+
+
+def wait_connected(daemon: Daemon) -> None:
+    deadline = time.monotonic() + 10
+    while not daemon.parts.link.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def throughput(model: Path, port: int, tmp: Path, count: int) -> dict[str, Any]:
+    ok, alert = frames_640x480()
+    camera = ReplayCamera(ok + alert, count)
+    daemon = make_daemon(model, port, tmp / "t", camera)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    daemon.run()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    frames = daemon.stats.frames
+    stages = {k: v / frames * 1000.0 for k, v in daemon.stats.stage_seconds.items()}
+    return {"frames": frames, "fps": frames / wall, "ms_per_frame": wall / frames * 1000.0,
+            "cpu_ms_per_frame": cpu / frames * 1000.0, "stage_ms": stages,
+            "note": "wall includes start-up and shutdown (MQTT connect, offline, flush)"}
+
+
+def at_30fps(model: Path, port: int, tmp: Path, seconds: float) -> dict[str, Any]:
+    ok, alert = frames_640x480()
+    camera = ReplayCamera(ok + alert, int(30 * seconds), fps=30.0)
+    daemon = make_daemon(model, port, tmp / "f", camera)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    daemon.run()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"seconds": wall, "frames": daemon.stats.frames, "cpu_percent_of_one_core": cpu / wall * 100.0}
+
+
+def end_to_end(model: Path, port: int, tmp: Path, events: int) -> dict[str, Any]:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    ok, alert = frames_640x480()
+    block = 8
+    pattern = [0] * block + [4] * block  # ok frames then alert frames, repeatedly: one event per block
+    camera = ReplayCamera(ok + alert, block * (events + 4), fps=100.0, pattern=pattern)
+    # Minimal debounce so events follow the frames closely; latency is measured from the committing frame.
+    daemon = make_daemon(model, port, tmp / "e", camera, levels={"window_s": 0.01, "dwell_s": 0.0, "min_frames": 2})
+    latencies: list[float] = []
+    subscribed = threading.Event()
+    sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-sub")
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        now = time.monotonic()
+        event = json.loads(message.payload)
+        if not event.get("replayed") and event.get("type") == "level":
+            latencies.append((now - camera.captured[event["frame_seq"]]) * 1000.0)
+
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", port)
+    sub.subscribe(daemon.topics.event, qos=1)
+    sub.loop_start()
+    subscribed.wait(10)
+    daemon.run()
+    deadline = time.monotonic() + 5
+    while len(latencies) < events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sub.loop_stop()
+    sub.disconnect()
+    ordered = sorted(latencies)
+    return {"events": len(ordered), "p50_ms": float(np.percentile(ordered, 50)), "p99_ms": float(np.percentile(ordered, 99)),
+            "max_ms": ordered[-1], "spread": summary(ordered)}
+
+
+def main() -> None:
+    model, frames, seconds, events = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    broker = LocalBroker().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [throughput(model, broker.port, Path(tmp) / f"r{i}", frames) for i in range(3)]
+            result = {"broker": broker.kind, "runtime": load_runtime("auto").name,
+                      "unthrottled": min(runs, key=lambda r: r["ms_per_frame"]),
+                      "unthrottled_fps_runs": [r["fps"] for r in runs],
+                      "fixed_30fps": at_30fps(model, broker.port, Path(tmp), seconds),
+                      "end_to_end": end_to_end(model, broker.port, Path(tmp), events)}
+    finally:
+        broker.stop()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
