@@ -48,7 +48,8 @@ class Runtime:
     def plain_interpreter(self, model_content: bytes) -> Any:
         """An interpreter without default delegates, so its op list is the model's own graph."""
         check_tflite(model_content, "converted model")
-        resolver = self.module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        types = getattr(self.module, "OpResolverType", None) or self.module.experimental.OpResolverType
+        resolver = types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         return self.module.Interpreter(model_content=model_content, experimental_op_resolver_type=resolver)
 
     def interpreter(self, model_path: Path, num_threads: int) -> Any:
@@ -72,7 +73,9 @@ def load_runtime(name: str = "auto") -> Runtime:
             raise ModelError(f"unknown runtime {candidate!r}; expected auto, {', '.join(RUNTIMES)}")
         module_name, dist = RUNTIMES[candidate]
         try:
-            module = importlib.import_module(module_name)
+            # tf.lite is an attribute of the public API; importing "tensorflow.lite" directly
+            # returns TensorFlow's internal package, which has no Interpreter.
+            module = importlib.import_module("tensorflow").lite if candidate == "tensorflow" else importlib.import_module(module_name)
         except ImportError as exc:
             log.debug("runtime %s unavailable: %s", candidate, exc)
             missing.append(dist)

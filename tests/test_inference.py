@@ -146,3 +146,14 @@ def test_every_truncation_is_refused_without_crashing(model_copy: Path, cut: int
     with pytest.raises(ModelError, match="truncated or corrupt|not a TFLite model"):
         check_tflite(data[:cut], "m.tflite")
     check_tflite(data, "m.tflite")  # the whole file passes
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_lite_is_a_working_last_resort_runtime() -> None:
+    """runtime: tensorflow uses tf.lite.Interpreter and gives the same output as the edge runtime."""
+    tf_runtime = load_runtime("tensorflow")
+    assert tf_runtime.name == "tensorflow"
+    x = np.full((1, 64, 64, 3), 77, np.uint8)
+    a = Classifier.from_files(BUNDLED_MODEL, tf_runtime).classify(x)
+    b = Classifier.from_files(BUNDLED_MODEL, load_runtime("auto")).classify(x)
+    assert np.array_equal(a, b)
