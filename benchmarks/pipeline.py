@@ -65,9 +65,11 @@ def throughput(model: Path, port: int, tmp: Path, count: int) -> dict[str, Any]:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     frames = daemon.stats.frames
     stages = {k: v / frames * 1000.0 for k, v in daemon.stats.stage_seconds.items()}
-    return {"frames": frames, "fps": frames / wall, "ms_per_frame": wall / frames * 1000.0,
-            "cpu_ms_per_frame": cpu / frames * 1000.0, "stage_ms": stages,
-            "note": "wall includes start-up and shutdown (MQTT connect, offline, flush)"}
+    assert daemon.first_inference_at is not None and daemon.loop_ended_at is not None
+    loop = daemon.loop_ended_at - daemon.first_inference_at  # steady state: first inference to last frame
+    return {"frames": frames, "fps": (frames - 1) / loop, "ms_per_frame": loop / (frames - 1) * 1000.0,
+            "cpu_ms_per_frame": cpu / frames * 1000.0, "stage_ms": stages, "wall_with_startup_s": wall,
+            "threads": daemon.config.model.num_threads}
 
 
 def at_30fps(model: Path, port: int, tmp: Path, seconds: float) -> dict[str, Any]:

@@ -119,12 +119,12 @@ def bars(r: dict[str, Any]) -> list[dict[str, Any]]:
     litert = r["interpreters"]["ai_edge_litert"]
     int8_1, float_1 = litert["int8_threads1"]["ms"]["median"], litert["float32_threads1"]["ms"]["median"]
     pipeline_ms = r["pipeline"]["unthrottled"]["ms_per_frame"]
-    cores = r["machine"]["cores"]
-    best_int8 = min(litert[f"int8_threads{t}"]["ms"]["median"] for t in sorted({1, cores}))
+    # The daemon runs model.num_threads = 1 (see README): compare with the bare invoke at that setting.
+    same_threads_int8 = litert[f"int8_threads{r['pipeline']['unthrottled']['threads']}"]["ms"]["median"]
     checks = [
         ("int8 vs float32 TFLite at 1 thread (LiteRT)", float_1 / int8_1, ">=", 2.0, "x"),
         ("int8 pipeline vs Keras model.predict per frame", r["keras"]["predict_ms"]["median"] / pipeline_ms, ">=", 30.0, "x"),
-        ("daemon 640x480 throughput / bare int8 invoke throughput", best_int8 / pipeline_ms, ">=", 0.5, ""),
+        ("daemon 640x480 throughput / bare int8 invoke throughput (same threads)", same_threads_int8 / pipeline_ms, ">=", 0.5, ""),
         ("daemon peak RSS (MB, LiteRT)", r["process"]["ai_edge_litert"]["peak_rss_mb"], "<", 80.0, ""),
         ("start to first inference (s, LiteRT)", r["process"]["ai_edge_litert"]["start_to_first_inference_s"], "<", 1.0, ""),
         ("end-to-end p99 (ms)", r["pipeline"]["end_to_end"]["p99_ms"], "<", 20.0, ""),
@@ -154,7 +154,8 @@ def table(r: dict[str, Any]) -> str:
     lines += ["", f"Keras float model.predict per frame: {k['predict_ms']['median']:.2f} ms; "
               f"direct call: {k['direct_call_ms']['median']:.2f} ms",
               f"daemon pipeline, unthrottled, 640x480 replay ({p['runtime']}): {p['unthrottled']['fps']:.0f} frames/s, "
-              f"{p['unthrottled']['ms_per_frame']:.3f} ms/frame, CPU {p['unthrottled']['cpu_ms_per_frame']:.3f} ms/frame",
+              f"{p['unthrottled']['ms_per_frame']:.3f} ms/frame in the steady frame loop, "
+              f"CPU {p['unthrottled']['cpu_ms_per_frame']:.3f} ms/frame including start-up",
               "  per stage (ms/frame): " + ", ".join(f"{s} {v:.3f}" for s, v in p["unthrottled"]["stage_ms"].items()),
               f"daemon at a fixed 30 frames/s: {p['fixed_30fps']['cpu_percent_of_one_core']:.1f}% of one core",
               f"end-to-end capture -> subscriber ({p['end_to_end']['events']} events via {p['broker'].split(' ')[0]}): "

@@ -53,6 +53,7 @@ class Daemon:
         self.stats = Stats(clock())
         self.health = OK
         self.first_inference_at: float | None = None
+        self.loop_ended_at: float | None = None
         self.runtime_label = f"{parts.classifier.runtime.name} {parts.classifier.runtime.version}"
         self._last_bad_log = 0.0
 
@@ -190,6 +191,7 @@ class Daemon:
             if now >= next_telemetry:
                 self.publish_telemetry()
                 next_telemetry = now + self.config.telemetry.interval_s
+        self.loop_ended_at = self._clock()
         return self._shutdown()
 
     def _account(self, timings: dict[str, float], capture: float, publish: float) -> None:
