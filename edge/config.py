@@ -45,7 +45,6 @@ class Model(Strict):
     path: str = Field(default=str(BUNDLED_MODEL), description=".tflite file; its .card.json must be beside it")
     runtime: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
-    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
 
 
 class Drop(Strict):
