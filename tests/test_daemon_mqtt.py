@@ -46,8 +46,10 @@ def test_retained_status_and_state_reach_a_late_subscriber(tmp_path: Path, mosqu
     config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []})
     daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
     try:
-        probe = subscribe(mosquitto, f"{PREFIX}/status")
-        probe.wait_for(lambda ms: any(m.payload == "online" for m in ms), what="online")
+        probe = subscribe(mosquitto, f"{PREFIX}/#")
+        # All three retained topics must exist before the late subscriber arrives; else it may see them live.
+        probe.wait_for(lambda ms: {m.topic for m in ms} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt", f"{PREFIX}/health"},
+                       what="status, state and health published")
         late = subscribe(mosquitto)
         late.wait_for(lambda ms: {m.topic for m in ms if m.retain} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt",
                                                                         f"{PREFIX}/health"}, what="retained")
