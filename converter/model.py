@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +52,19 @@ class SourceModel:
         outputs = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            if self.keras_model is not None:
-                out = self.keras_model(chunk, training=False)
-            else:
-                out = self._signature()(chunk)
+            out = self.keras_model(chunk, training=False) if self.keras_model is not None else self._serving(chunk)
             outputs.append(np.asarray(out, dtype=np.float32).reshape(len(chunk)))
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
-    def _signature(self) -> Any:
+    @cached_property
+    def _serving(self) -> Any:
+        """The SavedModel's serving_default signature as a function of a float batch (loaded once)."""
         import tensorflow as tf
 
-        loaded = tf.saved_model.load(str(self.saved_model_dir))
-        fn = loaded.signatures["serving_default"]
-        (name,) = list(fn.structured_outputs.keys())[:1]
-
-        def call(x: npt.NDArray[np.float32]) -> Any:
-            (arg,) = list(fn.structured_input_signature[1].keys())[:1]
-            return fn(**{arg: tf.constant(x)})[name]
-
-        self._signature = lambda: call  # type: ignore[method-assign]
-        return call
+        fn = tf.saved_model.load(str(self.saved_model_dir)).signatures["serving_default"]
+        arg = next(iter(fn.structured_input_signature[1]))
+        name = next(iter(fn.structured_outputs))
+        return lambda x: fn(**{arg: tf.constant(x)})[name]
 
 
 def _check_keras_contract(model: Any, path: Path) -> None:
@@ -104,12 +98,11 @@ def _check_saved_model(path: Path) -> None:
     outs = list(fn.structured_outputs.values())
     if len(outs) != 1 or tuple(outs[0].shape)[1:] != (1,):
         raise SourceModelError(f"{path}: expected a single (None, 1) output, got {[tuple(o.shape) for o in outs]}")
-    ops = {op.type for f in [fn.graph] for op in f.get_operations()}
-    if "Sigmoid" not in ops and not any("Sigmoid" in o for o in ops):
-        # Functions inside the graph hold the layers; look there too.
-        inner = {node.op for fdef in fn.graph.as_graph_def().library.function for node in fdef.node_def}
-        if "Sigmoid" not in inner:
-            raise SourceModelError(f"{path}: no sigmoid output found; expected a single-probability sigmoid model")
+    # The layers live in functions inside the signature's graph: search it and them.
+    graph = fn.graph.as_graph_def()
+    ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    if "Sigmoid" not in ops:
+        raise SourceModelError(f"{path}: no sigmoid output found; expected a single-probability sigmoid model")
 
 
 def load_source_model(path: Path) -> SourceModel:

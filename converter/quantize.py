@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from converter.errors import QuantizationError
 from converter.model import SourceModel
-from edge.inference import INTEGER_DTYPES, load_runtime
+from edge.inference import float_tensors, load_runtime
 from edge.modelcard import TensorSpec
 from edge.preprocess import PIXEL_SCALE
 
@@ -78,18 +78,9 @@ def inspect_integer_only(model_bytes: bytes, where: str) -> tuple[TensorSpec, Te
     runtime = load_runtime("auto")
     interp = runtime.plain_interpreter(model_bytes)
     interp.allocate_tensors()
-    ops = interp._get_ops_details()
-    used: set[int] = set()
-    for op in ops:
-        used.update(int(i) for i in op.get("inputs", []) if int(i) >= 0)
-        used.update(int(i) for i in op.get("outputs", []) if int(i) >= 0)
-    floats = [
-        f"{t['name']} ({np.dtype(t['dtype']).name})"
-        for t in interp.get_tensor_details()
-        if int(t["index"]) in used and np.dtype(t["dtype"]).name not in INTEGER_DTYPES
-    ]
-    op_names = [str(op["op_name"]) for op in ops]
-    float_ops = [name for name in op_names if name in ("DEQUANTIZE",)]
+    floats = float_tensors(interp)
+    op_names = [str(op["op_name"]) for op in interp._get_ops_details()]
+    float_ops = [name for name in op_names if name == "DEQUANTIZE"]
     if floats or float_ops:
         raise QuantizationError(f"{where}: float ops/tensors remain after conversion: {', '.join((float_ops + floats)[:6])}")
     specs = []

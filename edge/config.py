@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import types
 import typing
 from pathlib import Path
@@ -481,8 +480,3 @@ def _reject_non_finite(data: Any, name: str, path: str = "") -> None:
 def effective_config(config: EdgeConfig) -> dict[str, Any]:
     """The validated config as plain data, for ``check-config``; holds paths, never secret values."""
     return config.model_dump(mode="json")
-
-
-def redacted(text: str) -> str:
-    """Mask anything that looks like a password assignment (defence in depth for log lines)."""
-    return re.sub(r"(?i)(password\s*[=:]\s*)\S+", r"\1***", text)

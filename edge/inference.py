@@ -91,6 +91,22 @@ def load_runtime(name: str = "auto") -> Runtime:
     )
 
 
+def tensor_dtypes(interpreter: Any) -> list[tuple[str, str]]:
+    """(name, dtype) of every tensor an op of the model reads or writes (delegate nodes skipped)."""
+    used: set[int] = set()
+    for op in interpreter._get_ops_details():
+        if str(op.get("op_name", "")) == "DELEGATE":
+            continue  # a delegate node's tensors are the graph's own, already listed
+        used.update(int(i) for i in op.get("inputs", []) if int(i) >= 0)
+        used.update(int(i) for i in op.get("outputs", []) if int(i) >= 0)
+    return [(str(t["name"]), np.dtype(t["dtype"]).name) for t in interpreter.get_tensor_details() if int(t["index"]) in used]
+
+
+def float_tensors(interpreter: Any) -> list[str]:
+    """Names of tensors on the model's path that are not integer: empty for a full-integer model."""
+    return [name for name, dtype in tensor_dtypes(interpreter) if dtype not in INTEGER_DTYPES]
+
+
 def _spec_of(detail: dict[str, Any]) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return TensorSpec(tuple(int(v) for v in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale), int(zero_point))
@@ -126,7 +142,7 @@ class Classifier:
         for actual, expected, what in ((_spec_of(inputs[0]), card.input, "input"), (_spec_of(outputs[0]), card.output, "output")):
             if not _same(actual, expected):
                 raise ModelError(f"{model_path}: {what} {actual} does not match the model card's {expected}")
-        floats = [name for name, dtype in self.tensor_dtypes() if dtype not in INTEGER_DTYPES]
+        floats = float_tensors(self._interpreter)
         if floats:
             raise ModelError(f"{model_path}: not a full-integer model; float tensors on the path: {', '.join(floats[:4])}")
         if batch != inputs[0]["shape"][0]:
@@ -159,21 +175,6 @@ class Classifier:
         probs: npt.NDArray[np.float32] = (raw.reshape(-1).astype(np.float32) - self._out_zero) * self._out_scale
         return probs
 
-    def op_names(self) -> list[str]:
-        """Names of the ops (and delegate nodes) in the interpreter's execution plan."""
-        details = self._interpreter._get_ops_details()
-        return [str(d.get("op_name", "")) for d in details]
-
     def tensor_dtypes(self) -> list[tuple[str, str]]:
         """(name, dtype) of every tensor an op reads or writes."""
-        used: set[int] = set()
-        for op in self._interpreter._get_ops_details():
-            if str(op.get("op_name", "")) == "DELEGATE":
-                continue  # a delegate node's tensors are the graph's own, already listed
-            used.update(int(i) for i in op.get("inputs", []) if int(i) >= 0)
-            used.update(int(i) for i in op.get("outputs", []) if int(i) >= 0)
-        return [
-            (str(t["name"]), np.dtype(t["dtype"]).name)
-            for t in self._interpreter.get_tensor_details()
-            if int(t["index"]) in used
-        ]
+        return tensor_dtypes(self._interpreter)

@@ -59,10 +59,6 @@ class ModelCard:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
-    @property
-    def positive_index(self) -> int:
-        return self.labels.index(self.positive_class)
-
 
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file, or of every file in a directory (sorted by relative path)."""

@@ -107,11 +107,6 @@ def model_input(
     return quantize_input(resize_rgb(frame, box), scale, zero_point, dtype)
 
 
-def float_input(frame: Uint8Image, box: Box = WHOLE_FRAME) -> npt.NDArray[np.float32]:
-    """The float model's view of the same pixels: resized, then scaled to [0, 1]."""
-    return resize_rgb(frame, box).astype(np.float32) * np.float32(PIXEL_SCALE)
-
-
 def read_image_file(path: Path) -> Uint8Image:
     """Decode an image file (any size or mode Pillow reads) to HxWx3 uint8 RGB.
 

@@ -81,11 +81,9 @@ def test_augmentation_matches_image_data_generator_semantics() -> None:
     out = augment.augment(tf.constant(image), tf.constant([1, 2], tf.int64)).numpy()
     assert out.shape == image.shape and np.isfinite(out).all()
     assert 0.0 <= out.min() and out.max() <= 1.0
-    zero = np.zeros(1, np.float32)
     transforms = augment._transforms(1, 64.0, tf.constant([1, 2], tf.int64)).numpy()
     assert abs(abs(transforms[0, 0]) - 1.0) <= augment.ZOOM_RANGE + 1e-6  # |zx| in [0.8, 1.2]
     assert abs(transforms[0, 1]) <= np.sin(np.deg2rad(augment.SHEAR_DEGREES)) * 1.2 + 1e-6  # shear in degrees, tiny
-    assert zero.size == 1
 
 
 def quantize(model: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -244,3 +242,23 @@ def test_an_unreadable_model_file_is_refused(dataset: Path, tmp_path: Path) -> N
                            (tmp_path / "m.onnx", "model not found")):
         result = quantize(path, dataset, tmp_path / "x.tflite")
         assert result.returncode == 2 and expected in error_lines(result)[0], result.stderr[-1500:]
+
+
+def test_the_device_refuses_a_model_with_float_ops_even_when_its_card_matches(trained: Path, tmp_path: Path) -> None:
+    """A float32 .tflite with a card that describes it exactly is still not full-integer: refused on load."""
+    from converter.model import load_source_model
+    from converter.quantize import convert_float
+    from edge.config import BUNDLED_MODEL
+    from edge.errors import ModelError
+    from edge.inference import Classifier, load_runtime
+    from edge.modelcard import sha256_of
+
+    model = tmp_path / "float.tflite"
+    model.write_bytes(convert_float(load_source_model(trained / "conveyor_cnn.keras")))
+    card = json.loads(BUNDLED_MODEL.with_suffix(".card.json").read_text())
+    card["tflite_sha256"] = sha256_of(model)
+    card["input"] |= {"dtype": "float32", "scale": 0.0, "zero_point": 0}
+    card["output"] |= {"dtype": "float32", "scale": 0.0, "zero_point": 0}
+    model.with_suffix(".card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="not a full-integer model; float tensors on the path"):
+        Classifier.from_files(model, load_runtime("auto"))
