@@ -1,5 +1,5 @@
 # The two commands the README starts with, plus the model and benchmark targets.
-.PHONY: demo test model bench bench-quick
+.PHONY: demo test model bench bench-quick soak
 
 demo:            ## the product on this machine: broker + daemon + bundled model + simulated camera
 	scripts/setup-env.sh edge
@@ -19,3 +19,7 @@ bench:           ## the benchmark harness (< 10 min on 2 cores); results in benc
 bench-quick:     ## the same, fewer repetitions (< 2 min)
 	scripts/setup-env.sh all
 	.venv/bin/python -m benchmarks.run --quick
+
+soak:            ## chaos for longer: 200 rounds of SIGKILL to daemon and broker, every event once (~12 min)
+	scripts/setup-env.sh main
+	CHAOS_ROUNDS=$${CHAOS_ROUNDS:-200} .venv/bin/python -m pytest tests/test_chaos.py --timeout 3600 -q

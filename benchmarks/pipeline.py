@@ -21,15 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.replay import ReplayCamera
 from benchmarks.stats import summary
-from edge.broker import LocalBroker
 from edge.config import parse_config
-from edge.daemon import Daemon, Parts
+from edge.daemon import Daemon, DaemonParts
+from edge.demo.broker import Mosquitto
 from edge.inference import Classifier, load_runtime
-from edge.messages import Topics
-from edge.mqtt import MqttLink
-from edge.notify import Notifier
+from edge.messages import DeviceIdentity, Topics
+from edge.mqtt import MqttTransport
 from edge.outbox import Outbox
+from edge.publishing.plain import PlainJsonPublisher
 from edge.secrets import Secrets
+from edge.service.lifecycle import mqtt_settings, outbox_path
 from edge.simulator import still_frame
 
 
@@ -45,15 +46,10 @@ def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, level
                            "service": {"state_dir": str(state)}, "levels": levels or {},
                            "health": {"frozen_after_s": 3600}}, check_files=False)
     classifier = Classifier.from_files(model, load_runtime("auto"), config.model.num_threads)
-    outbox = Outbox(config.outbox_path(), config.outbox.max_messages)
-    link = MqttLink(config, Secrets(), outbox, Topics(config.topic_prefix))
-    return Daemon(Parts(config, classifier, camera, outbox, link, Notifier(env={})))
-
-
-def wait_connected(daemon: Daemon) -> None:
-    deadline = time.monotonic() + 10
-    while not daemon.parts.link.connected and time.monotonic() < deadline:
-        time.sleep(0.01)
+    topics = Topics(config.topic_prefix)
+    transport = MqttTransport(mqtt_settings(config, Secrets(), topics), Outbox(outbox_path(config), config.outbox.max_messages))
+    publisher = PlainJsonPublisher(DeviceIdentity("site", "line", "edge-01"), topics, transport)
+    return Daemon(DaemonParts(config, classifier, camera, publisher))
 
 
 def throughput(model: Path, port: int, tmp: Path, count: int) -> dict[str, Any]:
@@ -105,7 +101,7 @@ def end_to_end(model: Path, port: int, tmp: Path, events: int) -> dict[str, Any]
     sub.on_message = on_message
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.connect("127.0.0.1", port)
-    sub.subscribe(daemon.topics.event, qos=1)
+    sub.subscribe(Topics(daemon.config.topic_prefix).event, qos=1)
     sub.loop_start()
     subscribed.wait(10)
     daemon.run()
@@ -121,17 +117,17 @@ def end_to_end(model: Path, port: int, tmp: Path, events: int) -> dict[str, Any]
 
 def main() -> None:
     model, frames, seconds, events = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-    broker = LocalBroker().start()
+    broker = Mosquitto().start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [throughput(model, broker.port, Path(tmp) / f"r{i}", frames) for i in range(3)]
-            result = {"broker": broker.kind, "runtime": load_runtime("auto").name,
+            result = {"broker": f"mosquitto ({broker.binary})", "runtime": load_runtime("auto").name,
                       "unthrottled": min(runs, key=lambda r: r["ms_per_frame"]),
                       "unthrottled_fps_runs": [r["fps"] for r in runs],
                       "fixed_30fps": at_30fps(model, broker.port, Path(tmp), seconds),
                       "end_to_end": end_to_end(model, broker.port, Path(tmp), events)}
     finally:
-        broker.stop()
+        broker.close()
     print(json.dumps(result))
 
 

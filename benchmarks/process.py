@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from PIL import Image
 
-from edge.broker import LocalBroker
+from edge.demo.broker import Mosquitto
 from edge.simulator import still_frame
 
 
@@ -35,7 +35,7 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 def main() -> None:
     model, seconds = Path(sys.argv[1]), float(sys.argv[2])
-    broker = LocalBroker().start()
+    broker = Mosquitto().start()
     with tempfile.TemporaryDirectory() as tmp:
         # A camera-like source: real 640x480 JPEG files decoded per frame (the simulator's renderer
         # is a demo tool whose float temporaries would dominate the measurement).
@@ -70,7 +70,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(15)
         notify.close()
-    broker.stop()
+    broker.close()
     print(json.dumps({"start_to_first_inference_s": ready, "peak_rss_mb": peak / 1024.0, "exit_code": proc.returncode,
                       "python": sys.executable}))
 

@@ -65,7 +65,8 @@ def cmd_check_config(path: Path, as_json: bool) -> int:
 
 
 def cmd_run(path: Path) -> int:
-    from edge.service import build_daemon, install_signal_handlers, setup_logging
+    from edge.service.lifecycle import build_daemon, install_signal_handlers
+    from edge.service.logs import setup_logging
 
     stop = threading.Event()
     install_signal_handlers(stop)  # first: a SIGTERM during start-up must still be a clean stop

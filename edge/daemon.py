@@ -1,4 +1,9 @@
-"""The service: the frame loop and its lifecycle (start, camera faults, telemetry, shutdown)."""
+"""The service: the frame loop and its lifecycle (start, camera faults, telemetry, shutdown).
+
+Data flows one way: source -> pipeline (preprocess, infer, health, levels) -> the device state
+-> publishers. The loop never waits on storage or the network: publishers hand everything to
+their own threads.
+"""
 
 from __future__ import annotations
 
@@ -6,105 +11,121 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from edge import clock
 from edge.config import EdgeConfig
 from edge.errors import SourceError
-from edge.health import CAMERA_FAULT, OK
-from edge.inference import Classifier
-from edge.levels import LevelChange
-from edge.messages import DeviceIdentity, Topics, encode, health_event, level_event, telemetry
-from edge.mqtt import MqttLink
-from edge.notify import Notifier
-from edge.outbox import Outbox
-from edge.pipeline import Pipeline, frame_problem
+from edge.events import HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
+from edge.publishing import Publisher
+from edge.service.notify import Notifier
 from edge.sources.base import Frame, FrameSource
-from edge.telemetry import Stats
+from edge.state import DeviceState, Health, Level
+from edge.telemetry import FrameStats
 
 log = logging.getLogger(__name__)
+FLOW = "flow"  # the reason of a level change the model judged
 
 
 @dataclass
-class Parts:
-    """Everything the daemon drives, built by the command line (or a test, or the benchmark)."""
+class DaemonParts:
+    """Everything the daemon drives, built by start-up (or a test, or the benchmark)."""
 
     config: EdgeConfig
-    classifier: Classifier
+    classifier: FrameClassifier
     source: FrameSource
-    outbox: Outbox
-    link: MqttLink
-    notifier: Notifier
+    publisher: Publisher
+    notifier: Notifier = field(default_factory=lambda: Notifier({}))
+    wall_clock: Callable[[], float] = time.time
+    clock_synced: Callable[[], bool] = clock.clock_synced
 
 
 class Daemon:
     """Reads frames until stopped or the stream ends; never lets one bad frame or camera fault end it."""
 
-    def __init__(self, parts: Parts, stop: threading.Event | None = None,
+    def __init__(self, parts: DaemonParts, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.parts = parts
         self.config = parts.config
         self.stop = stop or threading.Event()
         self._clock = clock
-        card = parts.classifier.card
-        self.identity = DeviceIdentity(self.config.device.site, self.config.device.line, self.config.device.name,
-                                       card.tflite_sha256)
-        self.topics = Topics(self.config.topic_prefix)
         self.pipeline = Pipeline(self.config, parts.classifier)
-        self.stats = Stats(clock())
-        self.health = OK
+        self.state = DeviceState.starting([roi.name for roi in self.config.rois])
+        self._judged_once: set[str] = set()  # ROIs whose first judged level has been published
+        self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
         self.loop_ended_at: float | None = None
         self.runtime_label = f"{parts.classifier.runtime.name} {parts.classifier.runtime.version}"
-        self._last_bad_log = 0.0
+        self.model_sha256 = str(parts.classifier.card.tflite_sha256)
+        self._last_bad_log = float("-inf")
 
-    # --- messages ----------------------------------------------------------------------------
+    # --- the published state ---------------------------------------------------------------------
 
-    def _emit_level(self, change: LevelChange, frame: Frame) -> None:
-        def build(seq: int, event_id: str) -> str:
-            return encode(level_event(self.identity, event_id=event_id, seq=seq, wall=time.time(), roi=change.roi,
-                                      level=change.level, previous=change.previous, probability=change.probability,
-                                      frame_seq=frame.seq, frame_wall=frame.wall))
-
-        row = self.parts.outbox.add_event(self.topics.event, build)
-        log.info("level %s -> %s on %s (p=%.2f, frame %d): event #%d stored", change.previous, change.level, change.roi,
-                 change.probability, frame.seq, row.seq)
-        self.parts.link.set_state(change.roi, change.level)
-
-    def _emit_health(self, health: str, reason: str, frame_seq: int) -> None:
-        if health == self.health:
+    def _publish_state(self, health: Health, health_reason: str, levels: dict[str, Level], frame_seq: int,
+                       frame_wall: float, smoothed: dict[str, float]) -> None:
+        """Replace the device state; report each change as an event, then the new retained view."""
+        old = self.state
+        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels))
+        if new == old:
             return
-        previous, self.health = self.health, health
+        wall, synced, publisher = self.parts.wall_clock(), self.parts.clock_synced(), self.parts.publisher
+        if new.health != old.health:
+            reason = health_reason or "frames are good again"
+            publisher.changed(HealthChanged(new.health, old.health, reason, frame_seq, wall, synced, self.model_sha256))
+            (log.info if new.health == Health.OK else log.warning)("camera health %s -> %s %s", old.health, new.health, reason)
+            self.parts.notifier.status(f"camera {new.health} {reason}".strip())
+        for roi, level in new.levels:
+            previous = old.level(roi)
+            if level == previous:
+                continue
+            if roi not in self._judged_once:  # the first verdict after start is not a change in flow
+                if level != Level.UNKNOWN:
+                    self._judged_once.add(roi)
+                continue
+            if level == Level.UNKNOWN:
+                reason = f"{new.health}: {health_reason}" if new.health != Health.OK else "the scene cannot be judged"
+            else:
+                reason = FLOW if previous != Level.UNKNOWN else "the picture can be judged again"
+            probability = smoothed.get(roi, 0.0)
+            publisher.changed(LevelChanged(roi, level, previous, probability, reason, frame_seq, frame_wall, wall, synced,
+                                           self.model_sha256))
+            log.info("level %s -> %s on %s (p=%.2f, frame %d): %s", previous, level, roi, probability, frame_seq, reason)
+        self.state = new
+        publisher.state_changed(new)
 
-        def build(seq: int, event_id: str) -> str:
-            return encode(health_event(self.identity, event_id=event_id, seq=seq, wall=time.time(), health=health,
-                                       previous=previous, reason=reason, frame_seq=frame_seq))
+    def _publish_frame(self, frame: Frame, result: FrameResult) -> None:
+        usable = result.health == Health.OK
+        levels = {roi: (result.judged[roi] if usable else Level.UNKNOWN) for roi, _ in self.state.levels}
+        self._publish_state(result.health, result.health_reason, levels, frame.seq, frame.wall, result.smoothed)
 
-        self.parts.outbox.add_event(self.topics.event, build)
-        (log.info if health == OK else log.warning)("camera health %s -> %s %s", previous, health, reason)
-        self.parts.link.set_health(health)
-        self.parts.notifier.status(f"camera {health} {reason}".strip())
+    def _camera_fault(self, reason: str, frame_seq: int) -> None:
+        unknown = {roi: Level.UNKNOWN for roi, _ in self.state.levels}
+        smoothed = {name: lv.smoothed for name, lv in self.pipeline.levels.items()}
+        self._publish_state(Health.CAMERA_FAULT, reason, unknown, frame_seq, self.parts.wall_clock(), smoothed)
 
     def publish_telemetry(self) -> None:
-        stats = self.stats.summary(self._clock())
-        stats.update({
+        figures = self.stats.summary(self._clock())
+        link = self.parts.publisher.link_status()
+        figures.update({
             "runtime": self.runtime_label,
-            "levels": {name: lv.level for name, lv in self.pipeline.levels.items()},
-            "health": self.health,
-            "mqtt": {"connected": self.parts.link.connected, "last_error": self.parts.link.last_error},
-            "outbox": self.parts.outbox.counts(),
+            "levels": {roi: str(level) for roi, level in self.state.levels},
+            "health": str(self.state.health),
+            "mqtt": {"connected": link.connected, "last_error": link.last_error, "not_sent": link.not_sent},
+            "outbox": {"pending": link.pending, "dropped": link.dropped, "durable": link.durable},
         })
-        self.parts.outbox.add("telemetry", self.topics.telemetry, encode(telemetry(self.identity, wall=time.time(), stats=stats)), 0)
-        self.parts.link.wake()
+        self.parts.publisher.telemetry(TelemetrySnapshot(figures, self.parts.wall_clock(), self.parts.clock_synced(),
+                                                         self.model_sha256))
         # `systemctl status` shows this line: the place an operator looks first.
-        mqtt = "connected" if self.parts.link.connected else f"NOT connected: {self.parts.link.last_error}"
-        self.parts.notifier.status(f"{stats['fps']:.1f} fps, camera {self.health}, mqtt {mqtt}, "
-                                   f"{stats['outbox']['pending']} message(s) waiting")
+        mqtt = "connected" if link.connected else f"NOT connected: {link.last_error}"
+        self.parts.notifier.status(f"{figures['fps']:.1f} fps, camera {self.state.health}, mqtt {mqtt}, "
+                                   f"{link.pending} event(s) waiting")
 
-    # --- camera ------------------------------------------------------------------------------
+    # --- camera ------------------------------------------------------------------------------------
 
     def _reopen(self, reason: str, frame_seq: int) -> bool:
         """Close and reopen the source with capped backoff until it works or we are stopped."""
-        self._emit_health(CAMERA_FAULT, reason, frame_seq)
+        self._camera_fault(reason, frame_seq)
         try:
             self.parts.source.close()
         except Exception as exc:
@@ -117,11 +138,12 @@ class Daemon:
             try:
                 self.parts.source.open()
                 self.stats.source_restarted()
+                self.pipeline.forget_picture()
                 log.info("source %s reopened", self.parts.source.name)
                 return True
             except SourceError as exc:
-                log.warning("source still failing: %s; next try in %.1f s", exc, min(delay * 2, self.config.health.reopen_max_s))
                 delay = min(delay * 2, self.config.health.reopen_max_s)
+                log.warning("source still failing: %s; next try in %.1f s", exc, delay)
         return False
 
     def _wait(self, seconds: float) -> None:
@@ -131,14 +153,12 @@ class Daemon:
             self.parts.notifier.watchdog()
             self.stop.wait(min(0.5, max(0.0, end - self._clock())))
 
-    # --- the loop ----------------------------------------------------------------------------
+    # --- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> int:
         """The frame loop; returns the process exit code."""
         parts = self.parts
-        parts.link.start()
-        for name in self.pipeline.levels:
-            parts.link.set_state(name, "ok")
+        parts.publisher.start(self.state)
         try:
             parts.source.open()
         except SourceError as exc:
@@ -159,27 +179,16 @@ class Daemon:
             t1 = time.perf_counter()
             problem = frame_problem(frame.pixels)
             if problem is not None:
-                self.stats.bad_frames += 1
-                if self._clock() - self._last_bad_log > 10.0:
-                    log.warning("skipping bad frame %d from %s: %s (%d so far)", frame.seq, parts.source.name, problem,
-                                self.stats.bad_frames)
-                    self._last_bad_log = self._clock()
+                self._bad_frame(frame, problem)
                 continue
             result = self.pipeline.process(frame)
             self.stats.frame_seen(frame.seq)
             t2 = time.perf_counter()
-            verdict, reason = self.pipeline.health.verdict, self.pipeline.health.reason
-            if verdict == CAMERA_FAULT:
-                self.pipeline.health.reset()
-                if not self._reopen(reason, frame.seq):
+            if result.health == Health.CAMERA_FAULT:  # frozen: only reopening the camera can help
+                if not self._reopen(result.health_reason, frame.seq):
                     break
                 continue
-            if verdict != self.health:  # includes recovery after a camera fault: the first good frame says so
-                self._emit_health(verdict, reason or "frames are good again", frame.seq)
-            for change in result.changes:
-                self._emit_level(change, frame)
-            if result.changes:
-                parts.link.wake()
+            self._publish_frame(frame, result)
             t3 = time.perf_counter()
             self._account(result.timings, t1 - t0, t3 - t2)
             if self.first_inference_at is None:
@@ -193,6 +202,13 @@ class Daemon:
                 next_telemetry = now + self.config.telemetry.interval_s
         self.loop_ended_at = self._clock()
         return self._shutdown()
+
+    def _bad_frame(self, frame: Frame, problem: str) -> None:
+        self.stats.bad_frames += 1
+        if self._clock() - self._last_bad_log > 10.0:
+            log.warning("skipping bad frame %d from %s: %s (%d so far)", frame.seq, self.parts.source.name, problem,
+                        self.stats.bad_frames)
+            self._last_bad_log = self._clock()
 
     def _account(self, timings: dict[str, float], capture: float, publish: float) -> None:
         s = self.stats.stage_seconds
@@ -210,6 +226,5 @@ class Daemon:
             self.parts.source.close()
         except Exception as exc:
             log.warning("closing the source failed: %s", exc)
-        self.parts.link.stop()
-        self.parts.outbox.close()
+        self.parts.publisher.close()
         return 0

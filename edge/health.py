@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-OK, CAMERA_FAULT, DEGRADED = "ok", "camera_fault", "degraded"
+from edge.state import Health
+
+OK, CAMERA_FAULT, DEGRADED = Health.OK, Health.CAMERA_FAULT, Health.DEGRADED
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ImageHealth:
         self._previous: npt.NDArray[np.uint8] | None = None
         self._same_since: float | None = None
         self._bad_since: float | None = None
-        self.verdict = OK
+        self.verdict: Health = OK
         self.reason = ""
 
     def reset(self) -> None:
@@ -45,7 +47,7 @@ class ImageHealth:
         self._previous, self._same_since, self._bad_since = None, None, None
         self.verdict, self.reason = OK, ""
 
-    def update(self, pixels64: npt.NDArray[np.uint8], now: float) -> tuple[str, str]:
+    def update(self, pixels64: npt.NDArray[np.uint8], now: float) -> tuple[Health, str]:
         previous, self._previous = self._previous, pixels64
         if previous is not None and np.array_equal(previous, pixels64):
             self._same_since = self._same_since if self._same_since is not None else now
@@ -68,6 +70,6 @@ class ImageHealth:
             return self._set(DEGRADED, problem)
         return self.verdict, self.reason
 
-    def _set(self, verdict: str, reason: str) -> tuple[str, str]:
+    def _set(self, verdict: Health, reason: str) -> tuple[Health, str]:
         self.verdict, self.reason = verdict, reason
         return verdict, reason

@@ -7,6 +7,7 @@ the rest of the package imports on machines without them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import logging
@@ -19,7 +20,7 @@ import numpy.typing as npt
 
 from edge.errors import ModelError
 from edge.flatbuffer import check_tflite
-from edge.modelcard import ModelCard, TensorSpec, card_path_for, load_card, sha256_of
+from edge.modelcard import ModelCard, TensorSpec, card_path_for, load_card
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,18 @@ class Runtime:
         resolver = types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         return self.module.Interpreter(model_content=model_content, experimental_op_resolver_type=resolver)
 
-    def interpreter(self, model_path: Path, num_threads: int) -> Any:
+    def interpreter(self, model_bytes: bytes, where: str, num_threads: int) -> Any:
+        """An interpreter over a copy of the model held in memory.
+
+        Not ``model_path=``: the runtime would map the file, and a file truncated or rewritten in
+        place while the daemon runs (an interrupted copy, an upgrade) would kill it with SIGBUS.
+        """
         # Check the structure first: tflite-runtime 2.14 crashes (SIGSEGV) on truncated files.
+        check_tflite(model_bytes, where)
         try:
-            check_tflite(model_path.read_bytes(), str(model_path))
-        except OSError as exc:
-            raise ModelError(f"{model_path}: cannot read ({exc.strerror})") from exc
-        try:
-            return self.interpreter_class(model_path=str(model_path), num_threads=num_threads)
+            return self.interpreter_class(model_content=model_bytes, num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{model_path}: not a loadable TFLite model ({str(exc).splitlines()[0][:160]})") from exc
+            raise ModelError(f"{where}: not a loadable TFLite model ({str(exc).splitlines()[0][:160]})") from exc
 
 
 def load_runtime(name: str = "auto") -> Runtime:
@@ -132,8 +135,12 @@ class Classifier:
         self.card = card
         self.runtime = runtime
         self.batch = batch
-        self._check_file()
-        self._interpreter = runtime.interpreter(model_path, num_threads)
+        try:
+            model_bytes = model_path.read_bytes()  # read once: what is checked is what runs
+        except OSError as exc:
+            raise ModelError(f"{model_path}: cannot read ({exc.strerror})") from exc
+        self._check_sha(hashlib.sha256(model_bytes).hexdigest())
+        self._interpreter = runtime.interpreter(model_bytes, str(model_path), num_threads)
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{model_path}: expected one input and one output tensor")
@@ -159,8 +166,7 @@ class Classifier:
             raise ModelError(f"{model_path}: model file not found")
         return cls(model_path, load_card(card_path_for(model_path)), runtime, num_threads, batch)
 
-    def _check_file(self) -> None:
-        actual = sha256_of(self.model_path)
+    def _check_sha(self, actual: str) -> None:
         if actual != self.card.tflite_sha256:
             raise ModelError(
                 f"{self.model_path}: sha256 {actual[:12]}… does not match its model card ({self.card.tflite_sha256[:12]}…); "

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-LEVELS = ("ok", "warning", "alert")
+from edge.state import Level
+
+LEVELS = (Level.OK, Level.WARNING, Level.ALERT)
 # The running mean of identical values can land a hair below them (3 * 0.6 / 3 < 0.6 in floats);
 # thresholds are compared with this tolerance so "p >= enter" means what it says.
 EPSILON = 1e-9
@@ -45,8 +47,8 @@ class LevelChange:
     """A committed change of level: the event to publish."""
 
     roi: str
-    level: str
-    previous: str
+    level: Level
+    previous: Level
     probability: float
     at: float
 
@@ -66,7 +68,7 @@ class AlertLevels:
         self.smoothed = 0.0
 
     @property
-    def level(self) -> str:
+    def level(self) -> Level:
         return LEVELS[self._index]
 
     def _smooth(self, probability: float, now: float) -> float:

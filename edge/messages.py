@@ -1,13 +1,14 @@
-"""Topics and payloads the device publishes. Pure functions: values in, strings and dicts out.
+"""Topics and payloads of the plain JSON interface. Pure functions: values in, strings out.
 
 Topics under ``<prefix>/`` (for example ``plant/site/line/device/``):
 
-``status``        retained ``online`` / ``offline`` (the last will says ``offline``)
+``status``        retained one-tag summary: ``ok`` / ``warning`` / ``alert`` / ``unknown`` while the device
+                  runs (the worst level over every ROI), ``offline`` when it stops or dies (the last will)
 ``health``        retained ``ok`` / ``camera_fault`` / ``degraded``
-``state/<roi>``   retained level, a plain string a PLC can compare: ``ok`` / ``warning`` / ``alert``
+``state/<roi>``   retained level, a plain string a PLC can compare: ``ok`` / ``warning`` / ``alert`` / ``unknown``
 ``event``         JSON on every level or health change, QoS 1, stored and forwarded (schemas/event.json)
-``telemetry``     JSON every few seconds (schemas/telemetry.json)
-``command``       (subscribed only when enabled) JSON commands (schemas/command.json)
+``telemetry``     JSON every few seconds, QoS 1, never stored (schemas/telemetry.json)
+``command``       (subscribed only when enabled) JSON commands (schemas/command.json); replies on ``command/reply``
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from edge.events import HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.state import DeviceState
+
 EVENT_SCHEMA = "conveyor-watch/event/1"
 TELEMETRY_SCHEMA = "conveyor-watch/telemetry/1"
-ONLINE, OFFLINE = "online", "offline"
+REPLY_SCHEMA = "conveyor-watch/reply/1"
+OFFLINE = "offline"
 
 
 @dataclass(frozen=True)
@@ -68,66 +73,75 @@ class DeviceIdentity:
     site: str
     line: str
     device: str
-    model_sha256: str
 
 
-def level_event(identity: DeviceIdentity, *, event_id: str, seq: int, wall: float, roi: str, level: str,
-                previous: str, probability: float, frame_seq: int, frame_wall: float) -> dict[str, Any]:
-    """The payload for a change of alert level in one region of interest."""
+def retained_messages(topics: Topics, state: DeviceState) -> list[tuple[str, str, bool]]:
+    """The retained view of ``state`` as (topic, payload, expires) triples.
+
+    ``status`` carries the last will, so it must not expire; health and the per-ROI states expire
+    (MQTT 5) so that a dead device leaves no stale level behind.
+    """
+    messages = [(topics.status, str(state.summary), False), (topics.health, str(state.health), True)]
+    messages += [(topics.state(roi), str(level), True) for roi, level in state.levels]
+    return messages
+
+
+def _envelope(identity: DeviceIdentity, change: LevelChanged | HealthChanged, kind: str, event_id: str, seq: int,
+              seq_epoch: str) -> dict[str, Any]:
     return {
         "schema": EVENT_SCHEMA,
-        "type": "level",
+        "type": kind,
         "event_id": event_id,
         "seq": seq,
-        "time": iso_utc(wall),
+        "seq_epoch": seq_epoch,
+        "time": iso_utc(change.wall),
+        "clock_synced": change.clock_synced,
         "site": identity.site,
         "line": identity.line,
         "device": identity.device,
-        "roi": roi,
-        "level": level,
-        "previous": previous,
-        "probability": round(float(probability), 4),
-        "frame_seq": frame_seq,
-        "frame_time": iso_utc(frame_wall),
-        "model_sha256": identity.model_sha256,
-        "replayed": False,
+        "model_sha256": change.model_sha256,
     }
 
 
-def health_event(identity: DeviceIdentity, *, event_id: str, seq: int, wall: float, health: str,
-                 previous: str, reason: str, frame_seq: int) -> dict[str, Any]:
-    """The payload for a change of camera health (camera_fault, degraded, ok)."""
-    return {
-        "schema": EVENT_SCHEMA,
-        "type": "health",
-        "event_id": event_id,
-        "seq": seq,
-        "time": iso_utc(wall),
-        "site": identity.site,
-        "line": identity.line,
-        "device": identity.device,
-        "health": health,
-        "previous": previous,
-        "reason": reason,
-        "frame_seq": frame_seq,
-        "model_sha256": identity.model_sha256,
-        "replayed": False,
-    }
+def event_body(identity: DeviceIdentity, change: LevelChanged | HealthChanged, *, event_id: str, seq: int,
+               seq_epoch: str) -> str:
+    """The stored JSON of an event (without ``replayed``: that is decided when it is sent)."""
+    if isinstance(change, LevelChanged):
+        body = _envelope(identity, change, "level", event_id, seq, seq_epoch) | {
+            "roi": change.roi,
+            "level": str(change.level),
+            "previous": str(change.previous),
+            "probability": round(float(change.probability), 4),
+            "reason": change.reason,
+            "frame_seq": change.frame_seq,
+            "frame_time": iso_utc(change.frame_wall),
+        }
+    else:
+        body = _envelope(identity, change, "health", event_id, seq, seq_epoch) | {
+            "health": str(change.health),
+            "previous": str(change.previous),
+            "reason": change.reason,
+            "frame_seq": change.frame_seq,
+        }
+    return encode(body)
 
 
-def telemetry(identity: DeviceIdentity, *, wall: float, stats: dict[str, Any]) -> dict[str, Any]:
-    """The periodic telemetry payload; ``stats`` comes from :class:`edge.telemetry.Stats`."""
-    return {"schema": TELEMETRY_SCHEMA, "time": iso_utc(wall), "site": identity.site, "line": identity.line,
-            "device": identity.device, "model_sha256": identity.model_sha256, **stats, "replayed": False}
+def with_replayed(body: str, replayed: bool) -> str:
+    """Add the ``replayed`` flag to a stored body.
+
+    The body is our own compact JSON object (``encode``), so appending the member before its closing
+    brace is exact; parsing and re-encoding every message of a 50,000-event backlog would not be cheap.
+    """
+    return f'{body[:-1]},"replayed":{"true" if replayed else "false"}}}'
+
+
+def telemetry_payload(identity: DeviceIdentity, snapshot: TelemetrySnapshot) -> str:
+    """The periodic telemetry message."""
+    return encode({"schema": TELEMETRY_SCHEMA, "time": iso_utc(snapshot.wall), "clock_synced": snapshot.clock_synced,
+                   "site": identity.site, "line": identity.line, "device": identity.device,
+                   "model_sha256": snapshot.model_sha256, **snapshot.figures})
 
 
 def encode(payload: dict[str, Any]) -> str:
     """Compact, stable JSON."""
     return json.dumps(payload, separators=(",", ":"), sort_keys=False)
-
-
-def mark_replayed(payload: str) -> str:
-    """The same message, flagged as sent late (after a reconnect or restart)."""
-    data = json.loads(payload)
-    data["replayed"] = True
-    return encode(data)

@@ -1,22 +1,24 @@
-"""One frame in, level changes out: preprocessing, inference, image health and alert levels.
+"""One frame in, judgements out: preprocessing, inference, image health and alert levels.
 
-Knows nothing about MQTT or storage; the daemon turns its results into messages.
+Knows nothing about MQTT, storage or what is published; the daemon turns its results into
+the device state and events.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from edge.config import EdgeConfig
 from edge.health import HealthRules, ImageHealth
-from edge.inference import Classifier
 from edge.levels import AlertLevels, LevelChange, LevelRules
 from edge.preprocess import Box, quantization_table, resize_rgb
 from edge.sources.base import Frame
+from edge.state import Health, Level
 
 MIN_SIDE, MAX_SIDE = 16, 8192
 # Image health judges seconds-long conditions; sampling it ten times a second is plenty and keeps
@@ -24,11 +26,26 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 HEALTH_INTERVAL_S = 0.1
 
 
+class FrameClassifier(Protocol):
+    """What the pipeline needs from a model: :class:`edge.inference.Classifier`, or the shipped
+    :class:`edge.fakes.FakeClassifier` in tests that need no TFLite runtime."""
+
+    card: Any  # .input (shape, dtype, scale, zero_point) and .tflite_sha256, as in edge.modelcard.ModelCard
+    runtime: Any  # .name and .version
+
+    def classify(self, inputs: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """Alert probability per crop of a (batch, H, W, 3) input."""
+
+
 @dataclass
 class FrameResult:
     """What one frame produced."""
 
     probabilities: npt.NDArray[np.float32]
+    health: Health
+    health_reason: str
+    judged: dict[str, Level]  # each ROI's judged flow level (unchanged while the picture is not usable)
+    smoothed: dict[str, float]
     changes: list[LevelChange] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -49,19 +66,24 @@ def frame_problem(pixels: object) -> str | None:
 class Pipeline:
     """Classifies every region of interest of a frame with one interpreter invoke."""
 
-    def __init__(self, config: EdgeConfig, classifier: Classifier) -> None:
+    def __init__(self, config: EdgeConfig, classifier: FrameClassifier) -> None:
         self.classifier = classifier
-        card = classifier.card
+        spec = classifier.card.input
         self.rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
-        self._table = quantization_table(card.input.scale, card.input.zero_point, card.input.dtype)
+        self._table = quantization_table(spec.scale, spec.zero_point, spec.dtype)
         self._identity = bool(np.array_equal(self._table, np.arange(256, dtype=np.uint8)))
-        self._batch = np.empty((len(self.rois), *card.input.shape[1:]), dtype=card.input.dtype)
+        self._batch = np.empty((len(self.rois), *spec.shape[1:]), dtype=spec.dtype)
         lv = config.levels
         rules = LevelRules.from_bands(lv.window_s, lv.dwell_s, lv.min_frames,
                                       (lv.warning.enter, lv.warning.exit), (lv.alert.enter, lv.alert.exit))
         self.levels = {name: AlertLevels(name, rules) for name, _ in self.rois}
         h = config.health
         self.health = ImageHealth(HealthRules(h.frozen_after_s, h.dark_level, h.blur_level, h.degraded_after_s))
+        self._next_health = float("-inf")
+
+    def forget_picture(self) -> None:
+        """The camera was reopened: judge its health afresh."""
+        self.health.reset()
         self._next_health = float("-inf")
 
     def process(self, frame: Frame) -> FrameResult:
@@ -77,12 +99,19 @@ class Pipeline:
         t1 = time.perf_counter()
         probabilities = self.classifier.classify(self._batch)
         t2 = time.perf_counter()
-        result = FrameResult(probabilities)
-        if self.health.verdict == "ok":  # a dark, blurred or frozen picture says nothing about the belt
+        changes: list[LevelChange] = []
+        if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt
             for (name, _), probability in zip(self.rois, probabilities, strict=True):
                 change = self.levels[name].update(float(probability), frame.monotonic)
                 if change is not None:
-                    result.changes.append(change)
+                    changes.append(change)
         t3 = time.perf_counter()
-        result.timings = {"preprocess": t1 - t0, "inference": t2 - t1, "levels": t3 - t2}
-        return result
+        return FrameResult(
+            probabilities=probabilities,
+            health=self.health.verdict,
+            health_reason=self.health.reason,
+            judged={name: lv.level for name, lv in self.levels.items()},
+            smoothed={name: lv.smoothed for name, lv in self.levels.items()},
+            changes=changes,
+            timings={"preprocess": t1 - t0, "inference": t2 - t1, "levels": t3 - t2},
+        )

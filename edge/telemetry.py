@@ -20,7 +20,7 @@ def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
         return None
 
 
-class Stats:
+class FrameStats:
     """Frame counts, per-stage time and recent inference latencies."""
 
     def __init__(self, started: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -10,23 +9,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BUNDLED_MODEL, expected_runtime
 from helpers.broker import Mosquitto, free_port_below_ephemeral
 from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
 from PIL import Image
 
 from edge.config import parse_config
-from edge.daemon import Daemon, Parts
+from edge.daemon import Daemon, DaemonParts
 from edge.errors import SourceError
-from edge.inference import Classifier, load_runtime
-from edge.messages import Topics
-from edge.mqtt import MqttLink
-from edge.notify import Notifier
-from edge.outbox import Outbox
-from edge.secrets import Secrets
+from edge.fakes import FakeClassifier
+from edge.publishing.recording import RecordingPublisher
 from edge.sources import open_source
 from edge.sources.base import Frame
+from edge.state import Health, Level
 
 
 def noisy(seq: int, size: tuple[int, int] = (120, 160), level: int = 128, sigma: float = 30) -> np.ndarray:
@@ -76,46 +71,44 @@ class ScriptedCamera:
         pass
 
 
-def run_daemon(tmp_path: Path, source: Any, **config: Any) -> tuple[Daemon, list[dict[str, Any]]]:
-    """Run the real daemon in this thread until the source ends; return it and the events it stored."""
-    base = {"service": {"state_dir": str(tmp_path / "st")}, "mqtt": {"port": 9},
-            "health": {"reopen_min_s": 0.02, "reopen_max_s": 0.1, "frozen_after_s": 0.3, "degraded_after_s": 0.3}}
+def run_daemon(tmp_path: Path, source: Any, **config: Any) -> tuple[Daemon, RecordingPublisher]:
+    """Run the real daemon loop in this thread until the source ends, with the shipped fakes for the
+    model and the publishing boundary; return it and what it reported."""
+    base = {"health": {"reopen_min_s": 0.02, "reopen_max_s": 0.1, "frozen_after_s": 0.3, "degraded_after_s": 0.3}}
     for key, value in config.items():
         base[key] = {**base.get(key, {}), **value}
     cfg = parse_config(base, check_files=False)
-    outbox = Outbox(cfg.outbox_path(), 10000)
-    link = MqttLink(cfg, Secrets(), outbox, Topics(cfg.topic_prefix))
-    daemon = Daemon(Parts(cfg, Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime())), source, outbox,
-                          link, Notifier(env={})))
+    publisher = RecordingPublisher()
+    daemon = Daemon(DaemonParts(cfg, FakeClassifier.constant(0.05), source, publisher))
     assert daemon.run() == 0
-    reader = Outbox(cfg.outbox_path(), 10000)
-    events = [json.loads(r.payload) for r in reader.pending_after(0, 10000) if r.kind == "event"]
-    reader.close()
-    return daemon, events
+    assert publisher.started and publisher.closed
+    return daemon, publisher
 
 
-def health_changes(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["previous"], e["health"]) for e in events if e["type"] == "health"]
+def health_changes(reported: RecordingPublisher) -> list[tuple[str, str]]:
+    return [(str(c.previous), str(c.health)) for c in reported.health_changes]
 
 
 def test_camera_open_failures_and_read_errors_recover_without_a_restart(tmp_path: Path) -> None:
     """Two failed opens, frames, a read error, frames: camera_fault -> ok twice, and the loop carries on."""
     camera = ScriptedCamera(["open-fail", "open-fail"] + ["ok"] * 10 + ["read-fail"] + ["ok"] * 10)
-    daemon, events = run_daemon(tmp_path, camera)
+    daemon, reported = run_daemon(tmp_path, camera)
     assert camera.opens == 4  # start, two retries that... the third succeeds; then a reopen after the read error
     assert daemon.stats.frames == 20
-    assert health_changes(events) == [("ok", "camera_fault"), ("camera_fault", "ok"), ("ok", "camera_fault"), ("camera_fault", "ok")]
-    fault = next(e for e in events if e["type"] == "health" and e["health"] == "camera_fault")
-    assert "camera not found" in fault["reason"]
+    assert health_changes(reported) == [("ok", "camera_fault"), ("camera_fault", "ok"), ("ok", "camera_fault"), ("camera_fault", "ok")]
+    assert "camera not found" in reported.health_changes[0].reason
+    # Blind means unknown, never the last good level; the first verdict after start is not an event.
+    assert reported.transitions("belt") == [("ok", "unknown"), ("unknown", "ok")]
+    assert [s.level("belt") for s in reported.states][-1] == Level.OK
 
 
 def test_a_frozen_camera_is_a_fault_and_is_reopened(tmp_path: Path) -> None:
     """Identical frames for frozen_after_s: camera_fault with the reason, reopen, then ok when frames move again."""
     camera = ScriptedCamera(["ok"] * 5 + ["frozen"] * 60 + ["ok"] * 10)
-    _, events = run_daemon(tmp_path, camera)
-    changes = health_changes(events)
+    _, reported = run_daemon(tmp_path, camera)
+    changes = health_changes(reported)
     assert changes[0] == ("ok", "camera_fault") and changes[-1] == ("camera_fault", "ok")
-    assert "frozen" in next(e["reason"] for e in events if e["type"] == "health")
+    assert "frozen" in reported.health_changes[0].reason
     assert camera.opens >= 2
 
 
@@ -144,11 +137,12 @@ def test_a_dark_stream_is_reported_degraded_and_raises_no_alerts(tmp_path: Path)
         def close(self) -> None:
             source.close()
 
-    daemon, events = run_daemon(tmp_path, Limited())
-    assert health_changes(events) == [("ok", "degraded")]
-    assert "too dark" in events[0]["reason"]
-    assert [e for e in events if e["type"] == "level"] == []
-    assert daemon.health == "degraded"
+    daemon, reported = run_daemon(tmp_path, Limited())
+    assert health_changes(reported) == [("ok", "degraded")]
+    assert "too dark" in reported.health_changes[0].reason
+    assert reported.transitions("belt") == [("ok", "unknown")]
+    assert "too dark" in reported.level_changes[0].reason
+    assert daemon.state.health == Health.DEGRADED and daemon.state.level("belt") == Level.UNKNOWN
 
 
 def test_frames_of_the_wrong_shape_dtype_or_size_are_counted_and_skipped(tmp_path: Path) -> None:

@@ -10,18 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLED_MODEL, expected_runtime
 from helpers.broker import Mosquitto
 from helpers.daemon import DaemonProcess, daemon_config, write_config
 
 from edge.config import parse_config
-from edge.daemon import Daemon, Parts
-from edge.inference import Classifier, load_runtime
-from edge.messages import Topics
-from edge.mqtt import MqttLink
-from edge.notify import Notifier
-from edge.outbox import Outbox
-from edge.secrets import Secrets
+from edge.daemon import Daemon, DaemonParts
+from edge.fakes import FakeClassifier
+from edge.publishing.recording import RecordingPublisher
+from edge.service.notify import Notifier
 from edge.sources.base import Frame
 
 
@@ -123,13 +119,10 @@ class StallingSource:
 
 def test_a_stalled_frame_loop_stops_the_watchdog_pings(tmp_path: Path, notify_socket: NotifySocket) -> None:
     """Pings flow while frames flow; once the loop hangs in a read, no more pings, so systemd would restart us."""
-    config = parse_config({"service": {"state_dir": str(tmp_path / "st")}, "mqtt": {"port": 9}}, check_files=False)
-    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
-    outbox = Outbox(tmp_path / "o.sqlite", 1000)
-    link = MqttLink(config, Secrets(), outbox, Topics(config.topic_prefix))
+    config = parse_config({}, check_files=False)
     notifier = Notifier(env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"})
     source = StallingSource(frames=60)
-    daemon = Daemon(Parts(config, classifier, source, outbox, link, notifier))
+    daemon = Daemon(DaemonParts(config, FakeClassifier.constant(0.1), source, RecordingPublisher(), notifier))
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:

@@ -1,61 +1,71 @@
-"""The durable outbox: survives kill -9, stays bounded (telemetry goes first), degrades to memory on storage faults."""
+"""The durable outbox: survives kill -9, stays bounded, never strands or renumbers events when its storage fails."""
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 
 
-def add_event(outbox: Outbox, text: str = "e") -> int:
-    return outbox.add_event("t/event", lambda seq, eid: json.dumps({"seq": seq, "id": eid, "text": text})).seq
+def body(seq: int, event_id: str, epoch: str, text: str = "e") -> str:
+    return json.dumps({"seq": seq, "id": event_id, "epoch": epoch, "text": text})
 
 
-def test_sequence_numbers_continue_across_restarts(tmp_path: Path) -> None:
-    """seq is allocated durably: a reopened outbox continues where the last one stopped, even after acks."""
+def add(box: Outbox, text: str = "e") -> int:
+    return box.add("t/event", lambda s, e, ep: body(s, e, ep, text)).seq
+
+
+def pending_seqs(box: Outbox) -> list[int]:
+    return [row.seq for row in box.pending(0, 100_000)]
+
+
+def test_sequence_numbers_and_epoch_continue_across_restarts(tmp_path: Path) -> None:
+    """seq is allocated durably: a reopened outbox continues where the last one stopped, in the same epoch."""
     box = Outbox(tmp_path / "o.sqlite", 100)
-    assert [add_event(box) for _ in range(3)] == [1, 2, 3]
-    for row in box.pending_after(0, 10):
-        box.ack(row.id)
+    assert [add(box) for _ in range(3)] == [1, 2, 3]
+    epoch = box.epoch
+    for row in box.pending(0, 10):
+        box.acknowledge(row.id)
     box.close()
     again = Outbox(tmp_path / "o.sqlite", 100)
-    assert add_event(again) == 4
-    assert again.durable and again.counts() == {"pending": 1, "dropped": 0, "durable": True}
+    assert add(again) == 4 and again.epoch == epoch
+    assert json.loads(again.pending(0, 10)[0].body)["epoch"] == epoch
+    assert again.counts().pending == 1 and again.durable
 
 
-def test_full_outbox_drops_oldest_telemetry_before_any_event_and_counts_it(tmp_path: Path) -> None:
-    """At the limit, telemetry is sacrificed first; events go only when nothing else is left."""
+def test_a_full_outbox_drops_the_oldest_events_counts_them_and_logs_a_summary(tmp_path: Path,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """At the limit the oldest events go; one WARNING line, not one per dropped event."""
     box = Outbox(tmp_path / "o.sqlite", 10)
-    for i in range(5):
-        add_event(box, f"e{i}")
-        box.add("telemetry", "t/telemetry", f"tel{i}", 0)
-    for i in range(5, 10):
-        add_event(box, f"e{i}")
-    kinds = [row.kind for row in box.pending_after(0, 100)]
-    assert len(kinds) == 10 and kinds.count("event") == 10
-    assert box.counts()["dropped"] == 5
-    add_event(box, "e10")
-    texts = [json.loads(r.payload)["text"] for r in box.pending_after(0, 100)]
-    assert texts[0] == "e1" and texts[-1] == "e10" and len(texts) == 10
-    assert box.counts()["dropped"] == 6
+    with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+        for i in range(60):
+            add(box, f"e{i}")
+    assert pending_seqs(box) == list(range(51, 61))
+    assert box.counts().dropped == 50 and box.counts().pending == 10
+    assert len([r for r in caplog.records if "outbox full" in r.getMessage()]) == 1
 
 
 def test_rows_committed_before_kill_9_survive_intact(tmp_path: Path) -> None:
-    """A writer process killed with SIGKILL mid-stream leaves a consistent database with every committed row."""
+    """A writer killed with SIGKILL mid-stream leaves a consistent database with every committed row."""
     path = tmp_path / "o.sqlite"
     repo = str(Path(__file__).resolve().parent.parent)
     code = (
         f"import sys, json; sys.path.insert(0, {repo!r})\n"
+        "from pathlib import Path\n"
         "from edge.outbox import Outbox\n"
-        f"box = Outbox(__import__('pathlib').Path({str(path)!r}), 100000)\n"
+        f"box = Outbox(Path({str(path)!r}), 100000)\n"
         "i = 0\n"
         "while True:\n"
         "    i += 1\n"
-        "    box.add_event('t', lambda s, e: json.dumps({'seq': s}))\n"
+        "    box.add('t', lambda s, e, ep: json.dumps({'seq': s}))\n"
         "    print(i, flush=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -69,29 +79,88 @@ def test_rows_committed_before_kill_9_survive_intact(tmp_path: Path) -> None:
     proc.wait(10)
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    (rows,) = db.execute("SELECT COUNT(*) FROM messages").fetchone()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    (rows, top) = db.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()
     assert rows >= committed
-    (last_seq,) = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-    assert last_seq == rows  # the counter and the rows were committed together
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    (last_seq,) = db.execute("SELECT value FROM store_meta WHERE key='last_seq'").fetchone()
+    assert int(last_seq) == rows == top  # the counter and the rows were committed together
 
 
-def test_unwritable_state_directory_falls_back_to_memory_and_says_so(tmp_path: Path) -> None:
-    """A state directory that cannot be created (read-only file system): not durable, but working."""
-    box = Outbox(Path("/proc/conveyor-watch-test/outbox.sqlite"), 100)
-    assert not box.durable and "events are kept in memory only" in (box.problem or "")
-    assert add_event(box) == 1 and box.counts() == {"pending": 1, "dropped": 0, "durable": False}
+def test_acknowledged_rows_are_deleted_in_batches(tmp_path: Path) -> None:
+    """An acknowledgement does not write at once: rows leave the file in one later transaction."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, 1000)
+    for _ in range(5):
+        add(box)
+    rows = box.pending(0, 10)
+    for row in rows[:3]:
+        box.acknowledge(row.id)
+    assert box.counts().pending == 2 and [r.seq for r in box.pending(0, 10)] == [4, 5]
+    box._db.execute("SELECT 1")  # the same connection still holds all five until the batch is flushed
+    assert box._db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 5
+    box.flush_acknowledged()
+    assert box._db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
 
 
-def test_disk_full_moves_to_memory_without_losing_stored_rows(tmp_path: Path) -> None:
-    """SQLITE_FULL on insert (a full disk): existing rows are carried over to memory and the insert succeeds."""
-    box = Outbox(tmp_path / "o.sqlite", 100000)
+def test_an_unusable_state_directory_falls_back_to_memory_then_back_to_disk(tmp_path: Path) -> None:
+    """The state path cannot be created: events are kept in memory, numbered on, and moved to disk once it works."""
+    state = tmp_path / "state"
+    state.write_text("a file where the folder should be")
+    box = Outbox(state / "o.sqlite", 100)
+    assert not box.durable and "state" in (box.problem or "")
+    assert [add(box) for _ in range(3)] == [1, 2, 3]
+    state.unlink()
+    box._next_retry = 0.0
+    box.maintain()
+    assert box.durable and add(box) == 4
+    box.close()
+    assert pending_seqs(Outbox(state / "o.sqlite", 100)) == [1, 2, 3, 4]
+
+
+def test_a_deleted_state_directory_strands_nothing_and_keeps_the_numbering(tmp_path: Path) -> None:
+    """The database vanishes while open: rows and counters move to a new file; a restart continues the numbering."""
+    path = tmp_path / "state" / "o.sqlite"
+    box = Outbox(path, 100)
     for _ in range(3):
-        add_event(box)
+        add(box)
+    box.acknowledge(box.pending(0, 1)[0].id)
+    epoch = box.epoch
+    shutil.rmtree(tmp_path / "state")
+    box._next_file_check = 0.0
+    box.maintain()
+    assert path.exists() and box.durable
+    assert add(box) == 4
+    box.close()
+    again = Outbox(path, 100)
+    assert again.epoch == epoch and pending_seqs(again) == [2, 3, 4] and add(again) == 5
+
+
+def test_a_full_disk_moves_the_store_without_losing_or_renumbering_rows(tmp_path: Path) -> None:
+    """SQLITE_FULL on insert (the file may not grow): rows and counters move on, the insert succeeds."""
+    box = Outbox(tmp_path / "o.sqlite", 100_000)
+    for _ in range(3):
+        add(box)
     page_count = box._db.execute("PRAGMA page_count").fetchone()[0]
-    box._db.execute(f"PRAGMA max_page_count = {page_count}")  # the file may not grow: exactly what a full disk does
+    box._db.execute(f"PRAGMA max_page_count = {page_count}")  # exactly what a full disk does to this file
     for _ in range(200):
-        add_event(box, "x" * 2000)
-    assert not box.durable and "full" in (box.problem or "")
-    seqs = [json.loads(r.payload)["seq"] for r in box.pending_after(0, 1000)]
-    assert seqs == list(range(1, 204))
+        add(box, "x" * 2000)
+    assert pending_seqs(box) == list(range(1, 204))
+
+
+def test_the_first_layout_is_migrated(tmp_path: Path) -> None:
+    """A 0.1 outbox (events and telemetry in `messages`, payloads with 'replayed') keeps its events and numbering."""
+    path = tmp_path / "o.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT, topic TEXT, payload TEXT, qos INTEGER);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('last_seq', 7), ('dropped', 2);
+        INSERT INTO messages (kind, topic, payload, qos) VALUES ('event', 't/event', '{"seq":6,"replayed":false}', 1);
+        INSERT INTO messages (kind, topic, payload, qos) VALUES ('telemetry', 't/telemetry', '{}', 0);
+        INSERT INTO messages (kind, topic, payload, qos) VALUES ('event', 't/event', '{"seq":7,"replayed":false}', 1);
+    """)
+    db.commit()
+    db.close()
+    box = Outbox(path, 100)
+    assert [(r.seq, json.loads(r.body)) for r in box.pending(0, 10)] == [(6, {"seq": 6}), (7, {"seq": 7})]
+    assert add(box) == 8 and box.counts().dropped == 2

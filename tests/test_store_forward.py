@@ -14,7 +14,7 @@ from helpers.broker import Mosquitto
 from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.output_side]
 # A drop every 4 s, forever: events keep coming at a known pace in real time.
 DROPS = [{"start_s": 1.5 + 4.0 * k, "duration_s": 2.0} for k in range(40)]
 STORED = re.compile(r"event #(\d+) stored")

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "schemas"
 EVENT_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "event.json").read_text()))
 TELEMETRY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "telemetry.json").read_text()))
+REPLY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "reply.json").read_text()))
 PLAIN = json.loads((SCHEMAS / "plain.json").read_text())["$defs"]
 
 
@@ -42,7 +43,7 @@ def validate(message: Message) -> None:
     elif kind in ("status", "health", "state"):
         assert message.payload in PLAIN[kind]["enum"], f"{message.topic}: {message.payload!r}"
     elif kind == "reply":
-        assert message.json()["ok"] is True
+        REPLY_VALIDATOR.validate(message.json())
     else:
         raise AssertionError(f"unexpected topic {message.topic}")
 

@@ -1,8 +1,10 @@
 """``edge-daemon demo``: the whole product on one machine, in well under a minute.
 
-Starts a broker on loopback (or uses ``--broker``), runs the daemon with the bundled int8 model
+Starts Mosquitto on loopback (or uses ``--broker``), runs the daemon with the bundled int8 model
 on the simulated conveyor with two scripted drops in flow, and prints every message a
 subscriber to ``plant/#`` receives, as ``mosquitto_sub -v`` would, then a short summary.
+
+Demo tooling, not the daemon: ``broker.py`` here is also the test suite's broker launcher.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.broker import LocalBroker
 from edge.config import parse_config
+from edge.demo.broker import Mosquitto
 from edge.errors import EdgeError
-from edge.service import build_daemon, install_signal_handlers, setup_logging
+from edge.service.lifecycle import build_daemon, install_signal_handlers
+from edge.service.logs import setup_logging
 
 DEMO_PREFIX = "plant/demo-site/line-1/edge-demo"
 
@@ -83,12 +86,12 @@ def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
     local = None
     if broker is None:
         try:
-            local = LocalBroker().start()
+            local = Mosquitto().start()
         except EdgeError as exc:
             print(f"edge-daemon: {exc}", file=sys.stderr)
             return 4
         host, port = local.host, local.port
-        print(f"# broker: {local.kind} on {host}:{port}", flush=True)
+        print(f"# broker: mosquitto ({local.binary}) on {host}:{port}", flush=True)
     else:
         host, _, port_text = broker.rpartition(":")
         if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -102,7 +105,7 @@ def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
         except OSError as exc:
             print(f"edge-daemon: cannot reach the broker at {host}:{port} ({exc})", file=sys.stderr)
             if local:
-                local.stop()
+                local.close()
             return 4
         subscriber.subscribed.wait(5)
         print(f"# daemon: bundled int8 model, simulated camera at 15 fps, drops in flow at 3-7 s and 11-15 s;"
@@ -114,7 +117,7 @@ def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
         subscriber.offline.wait(5)
         subscriber.close()
     if local:
-        local.stop()
+        local.close()
     print("# summary of level events:")
     for line in _summary(subscriber.messages) or ["  (none)"]:
         print(line)

@@ -1,0 +1,253 @@
+"""The configuration schema: one frozen, typed model per section of the YAML file.
+
+Pure data: nothing here reads the environment or the file system (start-up does that).
+Every field has a default, a range and, where it is not obvious, a description.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "conveyor_int8.tflite"
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are checked strictly and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(gt=0.0, le=86400.0)]
+
+
+class Device(Section):
+    site: Name = "site"
+    line: Name = "line"
+    name: Name = Field(default="edge-01", description="device id; also the default MQTT client id")
+
+
+class Model(Section):
+    path: str = Field(default=str(BUNDLED_MODEL), description=".tflite file; its .card.json must be beside it")
+    runtime: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
+    num_threads: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class ScriptedDrop(Section):
+    """The synthetic belt stops being fed for a while: a gap in flow travels through the view."""
+
+    start_s: Annotated[float, Field(ge=0.0, le=86400.0)]
+    duration_s: Seconds
+
+
+class SyntheticSource(Section):
+    type: Literal["synthetic"]
+    fps: Annotated[float, Field(gt=0.0, le=240.0)] = 15.0
+    seed: Annotated[int, Field(ge=0, le=2**31)] = 3
+    width: Annotated[int, Field(ge=32, le=4096)] = 320
+    height: Annotated[int, Field(ge=32, le=4096)] = 240
+    speed: Annotated[float, Field(gt=0.0, le=10000.0)] = 160.0
+    drops: list[ScriptedDrop] = Field(default_factory=lambda: [ScriptedDrop(start_s=4.0, duration_s=4.0)])
+    duration_s: Seconds | None = Field(default=None, description="stop after this much stream time; none = forever")
+    realtime: bool = Field(default=True, description="pace frames at fps; false stamps frames with stream time")
+
+
+class ImagesSource(Section):
+    type: Literal["images"]
+    folder: str
+    fps: Annotated[float, Field(gt=0.0, le=240.0)] = 5.0
+    loop: bool = True
+    realtime: bool = True
+
+
+class OpenCVSource(Section):
+    type: Literal["opencv"]
+    uri: str | Annotated[int, Field(ge=0, le=63)] = Field(description="V4L2 index, /dev/videoN, rtsp://, http:// or a video file")
+    width: Annotated[int, Field(ge=32, le=4096)] | None = None
+    height: Annotated[int, Field(ge=32, le=4096)] | None = None
+    fps: Annotated[float, Field(gt=0.0, le=240.0)] | None = None
+    loop: bool = False
+    read_timeout_s: Annotated[float, Field(gt=0.0, le=60.0)] = 5.0
+
+
+class Picamera2Source(Section):
+    type: Literal["picamera2"]
+    camera: Annotated[int, Field(ge=0, le=8)] = 0
+    size: Annotated[list[Annotated[int, Field(ge=16, le=4608)]], Field(min_length=2, max_length=2)] = Field(default_factory=lambda: [320, 240])
+    stream: Literal["main", "lores"] = "main"
+    fps: Annotated[float, Field(gt=0.0, le=120.0)] = 15.0
+    exposure_us: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    analogue_gain: Annotated[float, Field(ge=1.0, le=64.0)] | None = None
+    awb_gains: Annotated[list[Annotated[float, Field(gt=0.0, le=32.0)]], Field(min_length=2, max_length=2)] | None = None
+    capture_timeout_s: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
+
+
+SOURCE_MODELS = (SyntheticSource, ImagesSource, OpenCVSource, Picamera2Source)
+Source = Annotated[Union[SyntheticSource, ImagesSource, OpenCVSource, Picamera2Source], Field(discriminator="type")]  # noqa: UP007
+# The allowed `source.type` values, read off the schema so they are written down once.
+SOURCE_TYPES: tuple[str, ...] = tuple(typing.get_args(m.model_fields["type"].annotation)[0] for m in SOURCE_MODELS)
+
+
+class Roi(Section):
+    name: Name
+    box: Annotated[list[Fraction], Field(min_length=4, max_length=4, description="x, y, width, height as fractions")]
+
+    @model_validator(mode="after")
+    def _inside(self) -> Roi:
+        x, y, w, h = self.box
+        if w <= 0 or h <= 0 or x + w > 1.0 + 1e-9 or y + h > 1.0 + 1e-9:
+            raise ValueError(f"box {self.box} must have width, height > 0 and lie inside the frame (x+width <= 1, y+height <= 1)")
+        return self
+
+
+class Band(Section):
+    enter: Annotated[float, Field(gt=0.0, lt=1.0)]
+    exit: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Band:
+        if self.exit >= self.enter:
+            raise ValueError(f"exit ({self.exit}) must be below enter ({self.enter}) for hysteresis")
+        return self
+
+
+class Levels(Section):
+    window_s: Annotated[float, Field(gt=0.0, le=60.0)] = 0.6
+    dwell_s: Annotated[float, Field(ge=0.0, le=600.0)] = 0.4
+    min_frames: Annotated[int, Field(ge=2, le=1000, description="frames a new level must hold, on top of dwell_s")] = 3
+    warning: Band = Band(enter=0.35, exit=0.25)
+    alert: Band = Band(enter=0.6, exit=0.4)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if not (self.warning.enter < self.alert.enter and self.warning.exit < self.alert.exit):
+            raise ValueError("warning thresholds must be below alert thresholds (warning.enter < alert.enter, warning.exit < alert.exit)")
+        return self
+
+
+class Tls(Section):
+    ca_file: str | None = Field(default=None, description="CA bundle; none = the system's")
+    cert_file: str | None = None
+    key_file: str | None = Field(default=None, description="client key path (a secret: keep it 0600)")
+    key_credential: Name | None = Field(default=None, description="systemd credential holding the client key")
+    verify_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Tls:
+        has_key = self.key_file is not None or self.key_credential is not None
+        if (self.cert_file is None) != (not has_key):
+            raise ValueError("cert_file and key_file (or key_credential) go together")
+        if self.key_file is not None and self.key_credential is not None:
+            raise ValueError("give key_file or key_credential, not both")
+        return self
+
+
+class Mqtt(Section):
+    host: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    username: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    password_file: str | None = None
+    password_credential: Name | None = None
+    tls: Tls | None = None
+    topic_prefix: Annotated[str, Field(min_length=1, max_length=200)] = "plant/{site}/{line}/{device}"
+    reconnect_min_s: Annotated[float, Field(gt=0.0, le=60.0)] = 0.5
+    reconnect_max_s: Annotated[float, Field(gt=0.0, le=600.0)] = 30.0
+    auth_retry_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    commands: bool = Field(default=False, description="subscribe to <prefix>/command (off by default)")
+    connect_timeout_s: Annotated[float, Field(gt=0.0, le=120.0)] = Field(
+        default=10.0, description="TCP connect + CONNACK must complete within this; else the attempt is abandoned")
+    stable_after_s: Annotated[float, Field(ge=0.0, le=3600.0)] = Field(
+        default=10.0, description="a connection must stay up this long before the reconnect backoff starts again at the minimum")
+    state_expiry_s: Annotated[int, Field(ge=5, le=86400)] | None = Field(
+        default=None, description="MQTT 5: message expiry of retained state/health (default 3 x keepalive_s); refreshed while alive")
+    max_packet_bytes: Annotated[int, Field(ge=1024, le=268_435_455)] = Field(
+        default=65536, description="MQTT 5: Maximum Packet Size sent in CONNECT; the broker drops larger messages for us")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mqtt:
+        if self.password_file is not None and self.password_credential is not None:
+            raise ValueError("give password_file or password_credential, not both")
+        if (self.password_file is not None or self.password_credential is not None) and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        if any(c in self.topic_prefix for c in "+#\0") or self.topic_prefix.startswith("/") or "//" in self.topic_prefix:
+            raise ValueError(f"topic_prefix {self.topic_prefix!r} must not contain + # or empty levels")
+        try:
+            self.topic_prefix.format(site="s", line="l", device="d")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"topic_prefix {self.topic_prefix!r} may only use {{site}}, {{line}}, {{device}}") from exc
+        return self
+
+
+class Telemetry(Section):
+    interval_s: Annotated[float, Field(ge=1.0, le=3600.0)] = 10.0
+
+
+class Outbox(Section):
+    path: str | None = Field(default=None, description="SQLite file; default <state_dir>/outbox.sqlite")
+    max_messages: Annotated[int, Field(ge=10, le=10_000_000)] = Field(
+        default=50_000, description="events kept while the broker is unreachable; the oldest go first when full")
+
+
+class Health(Section):
+    frozen_after_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 10.0
+    dark_level: Annotated[float, Field(ge=0.0, le=255.0)] = 12.0
+    blur_level: Annotated[float, Field(ge=0.0, le=10000.0)] = 2.0
+    degraded_after_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 5.0
+    reopen_min_s: Annotated[float, Field(gt=0.0, le=60.0)] = 0.5
+    reopen_max_s: Annotated[float, Field(gt=0.0, le=600.0)] = 30.0
+
+
+class Service(Section):
+    state_dir: str | None = Field(default=None, description="default: $STATE_DIRECTORY (set by systemd), else ./state")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class EdgeConfig(Section):
+    """The whole file. Every section is optional; defaults run the synthetic demo camera."""
+
+    device: Device = Device()
+    model: Model = Model()
+    source: Source = SyntheticSource(type="synthetic")
+    rois: Annotated[list[Roi], Field(min_length=1, max_length=16)] = Field(
+        default_factory=lambda: [Roi(name="belt", box=[0.0, 0.0, 1.0, 1.0])]
+    )
+    levels: Levels = Levels()
+    mqtt: Mqtt = Mqtt()
+    telemetry: Telemetry = Telemetry()
+    outbox: Outbox = Outbox()
+    health: Health = Health()
+    service: Service = Service()
+
+    @model_validator(mode="after")
+    def _unique_rois(self) -> EdgeConfig:
+        names = [r.name for r in self.rois]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rois: names must be unique, got {names}")
+        return self
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.mqtt.topic_prefix.format(site=self.device.site, line=self.device.line, device=self.device.name)
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"conveyor-{self.device.name}"
+
+    @property
+    def state_expiry_s(self) -> int:
+        """MQTT 5 message expiry for retained state: long enough to survive a missed refresh, short
+        enough that a dead device's last level is gone before anyone trusts it."""
+        return self.mqtt.state_expiry_s or 3 * self.mqtt.keepalive_s
+
+

@@ -1,0 +1,54 @@
+"""What happened, as plain values: the daemon reports these to its publishers.
+
+Each carries the wall-clock time it happened and whether that clock was synchronised then,
+so a message built later (or sent again after an outage) still says when it really happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge.state import Health, Level
+
+
+@dataclass(frozen=True)
+class LevelChanged:
+    """The published level of one region of interest changed."""
+
+    roi: str
+    level: Level
+    previous: Level
+    probability: float  # the smoothed alert probability when it changed
+    reason: str  # why: "flow" for a judged change, else why the device cannot judge
+    frame_seq: int
+    frame_wall: float
+    wall: float
+    clock_synced: bool
+    model_sha256: str  # the model that decided it
+
+
+@dataclass(frozen=True)
+class HealthChanged:
+    """The camera's health changed."""
+
+    health: Health
+    previous: Health
+    reason: str
+    frame_seq: int
+    wall: float
+    clock_synced: bool
+    model_sha256: str
+
+
+@dataclass(frozen=True)
+class TelemetrySnapshot:
+    """Periodic figures (fps, latencies, counters, connection and outbox state)."""
+
+    figures: dict[str, Any]
+    wall: float
+    clock_synced: bool
+    model_sha256: str
+
+
+Change = LevelChanged | HealthChanged

@@ -1,0 +1,67 @@
+"""FakeClassifier: the shipped test double for the model, so daemon tests need no TFLite runtime.
+
+It has the same surface as :class:`edge.inference.Classifier` that the pipeline uses (``card``,
+``runtime``, ``classify``) and answers with probabilities from a function of the crops it is
+given, or of how many times it was called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.preprocess import INPUT_SIZE
+
+
+@dataclass(frozen=True)
+class FakeTensor:
+    shape: tuple[int, ...] = (1, INPUT_SIZE, INPUT_SIZE, 3)
+    dtype: str = "uint8"
+    scale: float = 1.0 / 255.0
+    zero_point: int = 0
+
+
+@dataclass(frozen=True)
+class FakeCard:
+    input: FakeTensor = FakeTensor()
+    tflite_sha256: str = "f" * 64
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class FakeRuntime:
+    name: str = "fake"
+    version: str = "0"
+
+
+class FakeClassifier:
+    """``probabilities(crops, call_index) -> one probability per crop``."""
+
+    def __init__(self, probabilities: Callable[[npt.NDArray[np.generic], int], Sequence[float]],
+                 card: FakeCard | None = None) -> None:
+        self._probabilities = probabilities
+        self.card = card or FakeCard()
+        self.runtime = FakeRuntime()
+        self.calls = 0
+
+    @classmethod
+    def constant(cls, probability: float) -> FakeClassifier:
+        return cls(lambda crops, _: [probability] * len(crops))
+
+    @classmethod
+    def scripted(cls, script: Callable[[int], float]) -> FakeClassifier:
+        """The same probability for every crop of the n-th call: ``script(n)``."""
+        return cls(lambda crops, n: [script(n)] * len(crops))
+
+    @classmethod
+    def darkness(cls) -> FakeClassifier:
+        """Alert probability = how dark the crop is: an empty dark belt reads as a gap."""
+        return cls(lambda crops, _: [1.0 - float(c.mean()) / 255.0 for c in crops])
+
+    def classify(self, inputs: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        out = np.asarray(self._probabilities(inputs, self.calls), dtype=np.float32).reshape(len(inputs))
+        self.calls += 1
+        return np.clip(out, 0.0, 1.0)

@@ -1,0 +1,74 @@
+"""PlainJsonPublisher: the plain topics (status, health, state/<roi>, event, telemetry) and the
+command topic, over one :class:`edge.mqtt.MqttTransport` (see edge/messages.py for the topics).
+
+It builds messages from what the daemon reports and hands them to the transport: events to be
+stored and delivered, the retained view of the device state, telemetry and command replies.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edge.commands import Command, CommandRouter
+from edge.events import Change, TelemetrySnapshot
+from edge.messages import DeviceIdentity, Topics, event_body, retained_messages, telemetry_payload
+from edge.mqtt import MqttTransport
+from edge.publishing import LinkStatus
+from edge.state import DeviceState, Level
+
+
+class PlainJsonPublisher:
+    """Implements :class:`edge.publishing.Publisher` for the plain JSON topics."""
+
+    def __init__(self, identity: DeviceIdentity, topics: Topics, transport: MqttTransport,
+                 commands: CommandRouter | None = None) -> None:
+        self.identity = identity
+        self.topics = topics
+        self.transport = transport
+        self.commands = commands
+        self._state: DeviceState | None = None
+        if commands is not None:
+            commands.register("ping", lambda command: None)
+            commands.register("republish", self._republish)
+            transport.subscribe(topics.command, self.on_command)
+
+    def start(self, state: DeviceState) -> None:
+        self.state_changed(state)
+        self.transport.start()
+
+    def state_changed(self, state: DeviceState) -> None:
+        self._state = state
+        for topic, payload, expires in retained_messages(self.topics, state):
+            self.transport.retain(topic, payload, expires)
+
+    def changed(self, change: Change) -> None:
+        identity = self.identity
+        self.transport.send_event(self.topics.event, lambda seq, event_id, epoch: event_body(
+            identity, change, event_id=event_id, seq=seq, seq_epoch=epoch))
+
+    def telemetry(self, snapshot: TelemetrySnapshot) -> None:
+        self.transport.send(self.topics.telemetry, telemetry_payload(self.identity, snapshot))
+
+    def link_status(self) -> LinkStatus:
+        s = self.transport.status()
+        return LinkStatus(s.connected, s.last_error, s.pending, s.dropped, s.durable, s.not_sent)
+
+    def on_command(self, payload: bytes) -> None:
+        """Called on the transport's thread for each message on the command topic."""
+        if self.commands is not None:
+            self.transport.send(self.topics.command_reply, self.commands.handle(payload, time.time()))
+
+    def _republish(self, command: Command) -> None:
+        if self._state is not None:
+            for topic, payload, expires in retained_messages(self.topics, self._state):
+                self.transport.retain(topic, payload, expires)
+        self.transport.republish()
+
+    def close(self) -> None:
+        """Nothing is known once we stop: every level reads unknown, the status offline (the transport's last word)."""
+        if self._state is not None:
+            unknown = self._state.with_levels({roi: Level.UNKNOWN for roi, _ in self._state.levels})
+            for topic, payload, expires in retained_messages(self.topics, unknown):
+                if topic != self.topics.status:  # the status goes straight to offline
+                    self.transport.retain(topic, payload, expires)
+        self.transport.stop()

@@ -1,0 +1,68 @@
+"""Start-up: signal handling, where state lives, and assembling the daemon from a validated config."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+from edge.commands import CommandRouter
+from edge.config import EdgeConfig
+from edge.daemon import Daemon, DaemonParts
+from edge.inference import Classifier, load_runtime
+from edge.messages import OFFLINE, DeviceIdentity, Topics
+from edge.mqtt import MqttSettings, MqttTransport
+from edge.mqtt.tls import build_tls_context
+from edge.outbox import Outbox
+from edge.publishing.plain import PlainJsonPublisher
+from edge.secrets import Secrets, load_secrets
+from edge.service.notify import Notifier
+from edge.sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def state_dir(config: EdgeConfig, environ: Mapping[str, str] = os.environ) -> Path:
+    """``service.state_dir``, else systemd's $STATE_DIRECTORY (StateDirectory=), else ./state."""
+    return Path(config.service.state_dir or environ.get("STATE_DIRECTORY", "").split(":")[0] or "state")
+
+
+def outbox_path(config: EdgeConfig, environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(config.outbox.path) if config.outbox.path else state_dir(config, environ) / "outbox.sqlite"
+
+
+def mqtt_settings(config: EdgeConfig, secrets: Secrets, topics: Topics) -> MqttSettings:
+    m = config.mqtt
+    return MqttSettings(
+        host=m.host, port=m.port, client_id=config.client_id, will_topic=topics.status, will_payload=OFFLINE,
+        protocol=m.protocol, keepalive_s=m.keepalive_s, username=m.username, password=secrets.password,
+        tls=build_tls_context(m.tls, secrets.tls_key_path), reconnect_min_s=m.reconnect_min_s,
+        reconnect_max_s=m.reconnect_max_s, auth_retry_s=m.auth_retry_s, connect_timeout_s=m.connect_timeout_s,
+        stable_after_s=m.stable_after_s, retained_expiry_s=config.state_expiry_s, max_packet_bytes=m.max_packet_bytes,
+    )
+
+
+def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Daemon:
+    """Load secrets and the model, open the outbox, and wire source, publisher and notifier."""
+    secrets = load_secrets(config)
+    runtime = load_runtime(config.model.runtime)
+    classifier = Classifier.from_files(Path(config.model.path), runtime, config.model.num_threads, batch=len(config.rois))
+    topics = Topics(config.topic_prefix)
+    transport = MqttTransport(mqtt_settings(config, secrets, topics), Outbox(outbox_path(config), config.outbox.max_messages))
+    identity = DeviceIdentity(config.device.site, config.device.line, config.device.name)
+    publisher = PlainJsonPublisher(identity, topics, transport, CommandRouter() if config.mqtt.commands else None)
+    parts = DaemonParts(config, classifier, open_source(config.source), publisher, Notifier())
+    return Daemon(parts, stop)
