@@ -44,6 +44,8 @@ class Model(Strict):
     path: str = Field(default=str(BUNDLED_MODEL), description=".tflite file; its .card.json must be beside it")
     runtime: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    form: Literal["auto", "int8", "dynamic"] = Field(
+        default="auto", description="auto: time the int8 model and its dynamic-range variant at start-up and run the faster")
 
 
 class Drop(Strict):

@@ -12,8 +12,9 @@ from types import FrameType
 
 from edge.config import EdgeConfig
 from edge.daemon import Daemon, Parts
-from edge.inference import Classifier, load_runtime
+from edge.inference import load_runtime
 from edge.messages import Topics
+from edge.model_choice import choose_classifier
 from edge.mqtt import MqttLink
 from edge.notify import Notifier
 from edge.outbox import Outbox
@@ -52,7 +53,7 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     """Load secrets, model, outbox, MQTT link and source from a validated config."""
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
-    classifier = Classifier.from_files(Path(config.model.path), runtime, config.model.num_threads, batch=len(config.rois))
+    classifier = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois), config.model.form).classifier
     outbox = Outbox(config.outbox_path(), config.outbox.max_messages)
     link = MqttLink(config, secrets, outbox, Topics(config.topic_prefix))
     parts = Parts(config, classifier, open_source(config.source), outbox, link, Notifier())
