@@ -24,8 +24,9 @@ from benchmarks.stats import summary
 from edge.broker import LocalBroker
 from edge.config import parse_config
 from edge.daemon import Daemon, Parts
-from edge.inference import Classifier, load_runtime
+from edge.inference import load_runtime
 from edge.messages import Topics
+from edge.model_choice import choose_classifier
 from edge.mqtt import MqttLink
 from edge.notify import Notifier
 from edge.outbox import Outbox
@@ -44,7 +45,8 @@ def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, level
     config = parse_config({"model": {"path": str(model)}, "mqtt": {"port": port}, "telemetry": {"interval_s": 3600},
                            "service": {"state_dir": str(state)}, "levels": levels or {},
                            "health": {"frozen_after_s": 3600}}, check_files=False)
-    classifier = Classifier.from_files(model, load_runtime("auto"), config.model.num_threads)
+    # The form the daemon would run here (edge.model_choice), as service.build_daemon picks it.
+    classifier = choose_classifier(model, load_runtime("auto"), config.model.num_threads, 1, config.model.form).classifier
     outbox = Outbox(config.outbox_path(), config.outbox.max_messages)
     link = MqttLink(config, Secrets(), outbox, Topics(config.topic_prefix))
     return Daemon(Parts(config, classifier, camera, outbox, link, Notifier(env={})))
@@ -69,7 +71,7 @@ def throughput(model: Path, port: int, tmp: Path, count: int) -> dict[str, Any]:
     loop = daemon.loop_ended_at - daemon.first_inference_at  # steady state: first inference to last frame
     return {"frames": frames, "fps": (frames - 1) / loop, "ms_per_frame": loop / (frames - 1) * 1000.0,
             "cpu_ms_per_frame": cpu / frames * 1000.0, "stage_ms": stages, "wall_with_startup_s": wall,
-            "threads": daemon.config.model.num_threads}
+            "threads": daemon.config.model.num_threads, "model": daemon.parts.classifier.model_path.name}
 
 
 def at_30fps(model: Path, port: int, tmp: Path, seconds: float) -> dict[str, Any]:
@@ -126,6 +128,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [throughput(model, broker.port, Path(tmp) / f"r{i}", frames) for i in range(3)]
             result = {"broker": broker.kind, "runtime": load_runtime("auto").name,
+                      "form": "dynamic" if runs[0]["model"].endswith(".dynamic.tflite") else "int8",
                       "unthrottled": min(runs, key=lambda r: r["ms_per_frame"]),
                       "unthrottled_fps_runs": [r["fps"] for r in runs],
                       "fixed_30fps": at_30fps(model, broker.port, Path(tmp), seconds),
