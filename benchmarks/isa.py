@@ -110,7 +110,10 @@ def emulate_avx2() -> dict[str, Any]:
     int8-vs-float comparison per op. Not faithful: absolute times, which come from this core's
     pipes, caches and clock (Zen 5 executes AVX2 code faster than Zen 3).
     """
-    import ai_edge_litert.interpreter  # noqa: F401  (loads the library)
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401  (loads the library)
+    except ImportError as exc:
+        raise EmulationUnavailable("ai-edge-litert is not installed in this environment") from exc
 
     maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines() if line.endswith(LIBRARY)]
     if not maps:
