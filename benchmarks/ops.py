@@ -19,6 +19,9 @@ Prints one JSON object. How it works:
   counts the instructions of one invoke per op and names the XNNPACK microkernels that executed
   them. Instruction counts do not depend on machine load.
 * ``--emulate-avx2`` times on this CPU with XNNPACK's ISA flags masked to AVX2 (benchmarks/isa.py).
+* ``--perf`` names the kernels that run on *this* CPU (which valgrind cannot show above AVX2):
+  ``perf record`` samples each whole model invoked for about a second; the share of samples per
+  XNNPACK microkernel or TFLite builtin kernel is reported.
 """
 
 from __future__ import annotations
@@ -248,6 +251,42 @@ def callgrind(models: dict[str, Path]) -> dict[str, Any]:
             "models": per}
 
 
+def perf_worker(path: Path, seconds: float) -> None:
+    interp, _ = _interpreter(path.read_bytes(), 1)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(100):
+            interp.invoke()
+
+
+def perf_kernels(models: dict[str, Path], seconds: float = 1.0) -> dict[str, Any]:
+    """Share of CPU samples per kernel function while each whole model runs, from ``perf record``."""
+    if shutil.which("perf") is None:
+        return {"available": False, "why": "perf is not installed (apt-get install linux-perf)"}
+    out: dict[str, Any] = {"available": True, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, path in models.items():
+            data = Path(tmp) / f"{label}.data"
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+            record = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", str(data), sys.executable, __file__,
+                                     "--perf-worker", str(seconds), f"{label}={path}"], capture_output=True, text=True, env=env,
+                                    timeout=120, check=False)
+            if record.returncode != 0 or not data.exists():
+                return {"available": False, "why": f"perf record failed: {record.stderr.strip().splitlines()[-1:]}"}
+            report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", "symbol"], capture_output=True,
+                                    text=True, timeout=120, check=False).stdout
+            kernels = {}
+            for line in report.splitlines():
+                match = re.match(r"\s*([\d.]+)%\s+\[\.\]\s+(.+?)\s*$", line)
+                if not match or float(match.group(1)) < 1.0:
+                    continue
+                name = match.group(2).split("<")[0].split("  ")[0].strip()  # perf pads its columns with spaces
+                if (name.startswith("xnn_") and "ukernel" in name) or "::builtin::" in name:
+                    kernels[name] = float(match.group(1))
+            out["models"][label] = kernels
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks/ops.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="LABEL=path.tflite")
@@ -256,10 +295,18 @@ def main() -> None:
     parser.add_argument("--emulate-avx2", action="store_true")
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--callgrind-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--perf", action="store_true")
+    parser.add_argument("--perf-worker", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = {item.split("=", 1)[0]: Path(item.split("=", 1)[1]) for item in args.models}
     if args.callgrind_worker:
         callgrind_worker(models)
+        return
+    if args.perf_worker:
+        perf_worker(next(iter(models.values())), args.perf_worker)
+        return
+    if args.perf:
+        print(json.dumps(perf_kernels(models)))
         return
     if args.callgrind:
         print(json.dumps(callgrind(models)))

@@ -154,6 +154,7 @@ def op_profiles(paths: dict[str, Path], native_class: str, quick: bool) -> dict[
     if native_class == "x86-vnni":
         out["emulated_avx2"] = run_json(VENVS["main"], "benchmarks/ops.py", "--emulate-avx2", "--rounds", rounds, *models)
     out["callgrind_avx2"] = run_json(VENVS["main"], "benchmarks/ops.py", "--callgrind", *models, timeout=1800)
+    out["perf_native"] = run_json(VENVS["main"], "benchmarks/ops.py", "--perf", *models)
     return out
 
 
@@ -204,7 +205,8 @@ def bars(r: dict[str, Any]) -> list[dict[str, Any]]:
     pipeline_ms = r["pipeline"]["unthrottled"]["ms_per_frame"]
     # The daemon runs model.num_threads = 1 (see README): compare with the bare invoke at that setting.
     deployed = r["choice"]["native"]["form"] if r["choice"]["native"].get("available") else "int8"
-    same_threads = litert[f"{deployed}_threads{r['pipeline']['unthrottled']['threads']}"]["ms"]["median"]
+    # Compare the pipeline with the bare invoke of the form *it* ran (its own start-up choice).
+    same_threads = litert[f"{r['pipeline'].get('form', 'int8')}_threads{r['pipeline']['unthrottled']['threads']}"]["ms"]["median"]
     checks: list[tuple[str, float, str, float, str, bool, str, str]] = [
         (*check, native_where) for check in class_bars(m["isa_class"], native_where, native_ms, deployed, delegate)]
     emulated = r["ops"].get("emulated_avx2", {})
@@ -324,6 +326,13 @@ def ops_table(r: dict[str, Any]) -> list[str]:
                 lines.append(f"  {form:8s} {layer:20s} {d['instructions']:>10,d}  {kernels}")
     elif cg:
         lines.append(f"valgrind instruction counts: skipped ({cg.get('why')})")
+    perf = r["ops"].get("perf_native", {})
+    if perf.get("available"):
+        lines.append(f"kernels on this CPU ({r['machine']['isa_class']}), % of perf samples while the whole model runs:")
+        for form, kernels in perf["models"].items():
+            lines.append(f"  {form:8s} " + ", ".join(f"{name} {share:.0f}%" for name, share in kernels.items()))
+    elif perf:
+        lines.append(f"native kernel names: skipped ({perf.get('why')})")
     return lines
 
 
