@@ -1,8 +1,10 @@
-"""Interpreter latency for int8 and float32 .tflite files with one runtime, in whatever environment runs this.
+"""Interpreter latency of .tflite files with one runtime, in whatever environment runs this.
 
 Run as a script so each runtime is measured in its own environment (tflite-runtime needs numpy < 2):
-    python benchmarks/interp.py RUNTIME INT8.tflite FLOAT.tflite CALLS REPEATS
-Prints one JSON object.
+    python benchmarks/interp.py RUNTIME CALLS REPEATS LABEL=MODEL.tflite ...
+Prints one JSON object. All (model, threads) pairs are measured interleaved: round-robin blocks of
+CALLS invokes, REPEATS rounds, so load from other processes lands on every candidate alike and the
+ratios between them hold on a shared machine.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import importlib.metadata
 import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stats import per_call_ms
+from benchmarks.stats import summary
 from edge.inference import RUNTIMES, load_runtime
 
 MACS = 11_900_000  # multiply-accumulates per frame of the conveyor CNN
 
 
-def measure(runtime_name: str, model: Path, threads: int, calls: int, repeats: int) -> dict[str, object]:
+def build(runtime_name: str, model: Path, threads: int) -> tuple[Any, Any]:
     runtime = load_runtime(runtime_name)
     interpreter = runtime.interpreter_class(model_path=str(model), num_threads=threads)
     interpreter.allocate_tensors()
@@ -36,21 +40,38 @@ def measure(runtime_name: str, model: Path, threads: int, calls: int, repeats: i
         interpreter.set_tensor(index, x)
         interpreter.invoke()
 
-    timing = per_call_ms(invoke, calls, repeats)
-    ops = [d["op_name"] for d in interpreter._get_ops_details()]
-    return {"ms": timing, "gmac_per_s": MACS / (timing["median"] / 1000.0) / 1e9,
-            "delegate_nodes": ops.count("DELEGATE"), "ops": len(ops)}
+    return interpreter, invoke
 
 
 def main() -> None:
-    runtime_name, int8, float_model, calls, repeats = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    runtime_name, calls, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    models = {item.split("=", 1)[0]: Path(item.split("=", 1)[1]) for item in sys.argv[4:]}
     cores = os.cpu_count() or 1
     dist = RUNTIMES[runtime_name][1]
     result: dict[str, object] = {"runtime": runtime_name, "version": importlib.metadata.version(dist),
                                  "numpy": np.__version__, "cores": cores}
-    for label, path in (("int8", int8), ("float32", float_model)):
+    runs = {}
+    for label, path in models.items():
         for threads in sorted({1, cores}):
-            result[f"{label}_threads{threads}"] = measure(runtime_name, path, threads, calls, repeats)
+            try:
+                runs[f"{label}_threads{threads}"] = build(runtime_name, path, threads)
+            except (ValueError, RuntimeError) as exc:  # e.g. op versions newer than this runtime knows
+                result[f"{label}_threads{threads}"] = {"unavailable": str(exc).strip().splitlines()[0][:200]}
+    for _, invoke in runs.values():
+        for _ in range(20):
+            invoke()
+    samples: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, (_, invoke) in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                invoke()
+            samples[key].append((time.perf_counter() - start) / calls * 1000.0)
+    for key, (interpreter, _) in runs.items():
+        timing = summary(samples[key])
+        ops = [d["op_name"] for d in interpreter._get_ops_details()]
+        result[key] = {"ms": timing, "gmac_per_s": MACS / (timing["median"] / 1000.0) / 1e9,
+                       "delegate_nodes": ops.count("DELEGATE"), "ops": len(ops)}
     print(json.dumps(result))
 
 

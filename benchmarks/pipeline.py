@@ -24,8 +24,9 @@ from benchmarks.stats import summary
 from edge.config import parse_config
 from edge.daemon import Daemon, DaemonParts
 from edge.demo.broker import Mosquitto
-from edge.inference import Classifier, load_runtime
+from edge.inference import load_runtime
 from edge.messages import DeviceIdentity, Topics
+from edge.model_choice import choose_classifier
 from edge.mqtt import MqttTransport
 from edge.outbox import Outbox
 from edge.publishing.plain import PlainJsonPublisher
@@ -45,7 +46,8 @@ def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, level
     config = parse_config({"model": {"path": str(model)}, "mqtt": {"port": port}, "telemetry": {"interval_s": 3600},
                            "service": {"state_dir": str(state)}, "levels": levels or {},
                            "health": {"frozen_after_s": 3600}}, check_files=False)
-    classifier = Classifier.from_files(model, load_runtime("auto"), config.model.num_threads)
+    # The form the daemon would run here (edge.model_choice), as service.lifecycle.build_daemon picks it.
+    classifier = choose_classifier(model, load_runtime("auto"), config.model.num_threads, 1, config.model.form).classifier
     topics = Topics(config.topic_prefix)
     transport = MqttTransport(mqtt_settings(config, Secrets(), topics), Outbox(outbox_path(config), config.outbox.max_messages))
     publisher = PlainJsonPublisher(DeviceIdentity("site", "line", "edge-01"), topics, transport)
@@ -65,7 +67,7 @@ def throughput(model: Path, port: int, tmp: Path, count: int) -> dict[str, Any]:
     loop = daemon.loop_ended_at - daemon.first_inference_at  # steady state: first inference to last frame
     return {"frames": frames, "fps": (frames - 1) / loop, "ms_per_frame": loop / (frames - 1) * 1000.0,
             "cpu_ms_per_frame": cpu / frames * 1000.0, "stage_ms": stages, "wall_with_startup_s": wall,
-            "threads": daemon.config.model.num_threads}
+            "threads": daemon.config.model.num_threads, "model": daemon.parts.classifier.model_path.name}
 
 
 def at_30fps(model: Path, port: int, tmp: Path, seconds: float) -> dict[str, Any]:
@@ -121,8 +123,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [throughput(model, broker.port, Path(tmp) / f"r{i}", frames) for i in range(3)]
+            best = min(runs, key=lambda r: r["ms_per_frame"])
             result = {"broker": f"mosquitto ({broker.binary})", "runtime": load_runtime("auto").name,
-                      "unthrottled": min(runs, key=lambda r: r["ms_per_frame"]),
+                      "form": "dynamic" if best["model"].endswith(".dynamic.tflite") else "int8",
+                      "forms_chosen": [r["model"] for r in runs], "unthrottled": best,
                       "unthrottled_fps_runs": [r["fps"] for r in runs],
                       "fixed_30fps": at_30fps(model, broker.port, Path(tmp), seconds),
                       "end_to_end": end_to_end(model, broker.port, Path(tmp), events)}

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from converter.errors import QuantizationError
+from converter.int8_layout import DEFAULT_LAYOUT, Int8Layout, configure_int8
 from converter.model import SourceModel
 from edge.inference import float_tensors, load_runtime
 from edge.modelcard import TensorSpec
@@ -45,8 +46,11 @@ def convert_float(source: SourceModel) -> bytes:
         return bytes(converter.convert())  # type: ignore[attr-defined]
 
 
-def convert_int8(source: SourceModel, calibration: npt.NDArray[np.uint8]) -> bytes:
-    """Quantize to full integer with ``calibration`` (uint8 64x64x3 images) as the representative dataset."""
+def convert_int8(source: SourceModel, calibration: npt.NDArray[np.uint8], layout: Int8Layout = DEFAULT_LAYOUT) -> bytes:
+    """Quantize to full integer with ``calibration`` (uint8 64x64x3 images) as the representative dataset.
+
+    ``layout`` picks the I/O dtype and per-channel weights (see :mod:`converter.int8_layout`).
+    """
     import tensorflow as tf
 
     if len(calibration) == 0:
@@ -61,8 +65,7 @@ def convert_int8(source: SourceModel, calibration: npt.NDArray[np.uint8]) -> byt
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # type: ignore[attr-defined]
         converter.representative_dataset = representative  # type: ignore[attr-defined]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # type: ignore[attr-defined]
-        converter.inference_input_type = tf.uint8  # type: ignore[attr-defined]
-        converter.inference_output_type = tf.uint8  # type: ignore[attr-defined]
+        configure_int8(converter, layout)
         try:
             return bytes(converter.convert())  # type: ignore[attr-defined]
         except Exception as exc:  # the converter raises ConverterError/RuntimeError/ValueError
@@ -70,7 +73,7 @@ def convert_int8(source: SourceModel, calibration: npt.NDArray[np.uint8]) -> byt
             raise QuantizationError(f"{source.path}: full-integer conversion failed ({first})") from exc
 
 
-def inspect_integer_only(model_bytes: bytes, where: str) -> tuple[TensorSpec, TensorSpec, list[str]]:
+def inspect_integer_only(model_bytes: bytes, where: str, io_dtype: str = "uint8") -> tuple[TensorSpec, TensorSpec, list[str]]:
     """Check every tensor any op touches is integer; return input spec, output spec and op names.
 
     Raises :class:`QuantizationError` naming the first float tensors found.
@@ -87,6 +90,6 @@ def inspect_integer_only(model_bytes: bytes, where: str) -> tuple[TensorSpec, Te
     for detail in (interp.get_input_details()[0], interp.get_output_details()[0]):
         scale, zero_point = detail["quantization"]
         specs.append(TensorSpec(tuple(int(v) for v in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale), int(zero_point)))
-    if specs[0].dtype != "uint8" or specs[1].dtype != "uint8":
-        raise QuantizationError(f"{where}: expected uint8 input and output, got {specs[0].dtype} and {specs[1].dtype}")
+    if specs[0].dtype != io_dtype or specs[1].dtype != io_dtype:
+        raise QuantizationError(f"{where}: expected {io_dtype} input and output, got {specs[0].dtype} and {specs[1].dtype}")
     return specs[0], specs[1], op_names

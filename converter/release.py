@@ -15,6 +15,7 @@ from typing import Any
 from converter.dataset import balanced_sample, load_split
 from converter.errors import DatasetError, QuantizationGateFailed
 from converter.evaluate import Evaluation, evaluate, gate_failures, write_report_png
+from converter.int8_layout import DEFAULT_LAYOUT, Int8Layout, write_dynamic_variant
 from converter.model import load_source_model
 from converter.quantize import convert_int8, inspect_integer_only
 from edge.inference import Classifier, load_runtime
@@ -35,6 +36,8 @@ class ReleaseOptions:
     positive_class: str = "alert"
     seed: int = 1234
     skip_bad: bool = False
+    layout: Int8Layout = DEFAULT_LAYOUT
+    dynamic_variant: bool = True  # also emit the dynamic-range form the device may pick (converter.int8_layout)
 
 
 def _version(dist: str) -> str:
@@ -76,8 +79,8 @@ def quantize(model_path: Path, data_dir: Path, out_path: Path, options: ReleaseO
     test = load_split(data_dir / "test_set", options.positive_class, options.skip_bad)
     calibration = balanced_sample(train, options.calibration_samples, options.seed)
     log.info("quantizing %s with %d calibration images (class-balanced)", model_path, len(calibration))
-    model_bytes = convert_int8(source, calibration)
-    input_spec, output_spec, ops = inspect_integer_only(model_bytes, str(model_path))
+    model_bytes = convert_int8(source, calibration, options.layout)
+    input_spec, output_spec, ops = inspect_integer_only(model_bytes, str(model_path), options.layout.io_dtype)
     log.info("integer-only check passed: %d ops (%s)", len(ops), ", ".join(sorted(set(ops))))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     runtime = load_runtime("auto")
@@ -120,6 +123,8 @@ def quantize(model_path: Path, data_dir: Path, out_path: Path, options: ReleaseO
         card = ModelCard(**{**card.__dict__, "metrics": metrics})
         staged.replace(out_path)
     card_path_for(out_path).write_text(card.to_json(), encoding="utf-8")
+    if options.dynamic_variant:
+        write_dynamic_variant(source, out_path, card, test, options.threshold, options.accuracy_budget, options.agreement_floor)
     return card
 
 

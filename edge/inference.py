@@ -127,10 +127,13 @@ def _same(actual: TensorSpec, expected: TensorSpec) -> bool:
 class Classifier:
     """An int8 model checked against its card; ``classify`` returns alert probabilities.
 
-    ``batch`` fixes how many crops (regions of interest) go through one ``invoke``.
+    ``batch`` fixes how many crops (regions of interest) go through one ``invoke``. ``integer_only``
+    refuses float tensors inside the model; :mod:`edge.model_choice` turns it off only for the
+    converter's dynamic-range variant, whose interface is the same integer one.
     """
 
-    def __init__(self, model_path: Path, card: ModelCard, runtime: Runtime, num_threads: int = 1, batch: int = 1) -> None:
+    def __init__(self, model_path: Path, card: ModelCard, runtime: Runtime, num_threads: int = 1, batch: int = 1,
+                 integer_only: bool = True) -> None:
         self.model_path = model_path
         self.card = card
         self.runtime = runtime
@@ -149,7 +152,7 @@ class Classifier:
         for actual, expected, what in ((_spec_of(inputs[0]), card.input, "input"), (_spec_of(outputs[0]), card.output, "output")):
             if not _same(actual, expected):
                 raise ModelError(f"{model_path}: {what} {actual} does not match the model card's {expected}")
-        floats = float_tensors(self._interpreter)
+        floats = float_tensors(self._interpreter) if integer_only else []
         if floats:
             raise ModelError(f"{model_path}: not a full-integer model; float tensors on the path: {', '.join(floats[:4])}")
         if batch != inputs[0]["shape"][0]:
@@ -160,11 +163,12 @@ class Classifier:
         self._out_zero = np.float32(card.output.zero_point)
 
     @classmethod
-    def from_files(cls, model_path: Path, runtime: Runtime, num_threads: int = 1, batch: int = 1) -> Classifier:
+    def from_files(cls, model_path: Path, runtime: Runtime, num_threads: int = 1, batch: int = 1,
+                   integer_only: bool = True) -> Classifier:
         """Load the model and the card beside it."""
         if not model_path.is_file():
             raise ModelError(f"{model_path}: model file not found")
-        return cls(model_path, load_card(card_path_for(model_path)), runtime, num_threads, batch)
+        return cls(model_path, load_card(card_path_for(model_path)), runtime, num_threads, batch, integer_only)
 
     def _check_sha(self, actual: str) -> None:
         if actual != self.card.tflite_sha256:

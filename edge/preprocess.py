@@ -100,6 +100,33 @@ def quantize_input(rgb64: Uint8Image, scale: float, zero_point: int, dtype: str)
     return table[rgb64]
 
 
+def quantize_into(out: npt.NDArray[np.generic], rgb64: Uint8Image, scale: float, zero_point: int, dtype: str) -> None:
+    """Write :func:`quantize_input` of ``rgb64`` into ``out`` by the cheapest exact route.
+
+    The two usual calibrations need no table: uint8 with scale 1/255 and zero point 0 is the
+    identity, and int8 with scale 1/255 and zero point -128 is ``p - 128``, which is the byte with its
+    top bit flipped, read as int8 (one XOR: about 1 us for 64x64x3 where a table lookup costs
+    about 10 us). Anything else goes through the table. Same values as :func:`quantize_input`, always.
+    """
+    route = _route(float(scale), int(zero_point), dtype)
+    if route == "copy":
+        out[...] = rgb64
+    elif route == "xor":
+        np.bitwise_xor(rgb64, np.uint8(0x80), out=out.view(np.uint8))
+    else:
+        out[...] = quantization_table(float(scale), int(zero_point), dtype)[rgb64]
+
+
+@lru_cache(maxsize=16)
+def _route(scale: float, zero_point: int, dtype: str) -> str:
+    table = quantization_table(scale, zero_point, dtype)
+    if dtype == "uint8" and np.array_equal(table, np.arange(256, dtype=np.uint8)):
+        return "copy"
+    if dtype == "int8" and np.array_equal(table, (np.arange(256, dtype=np.int16) - 128).astype(np.int8)):
+        return "xor"
+    return "table"
+
+
 def model_input(
     frame: Uint8Image, scale: float, zero_point: int, dtype: str, box: Box = WHOLE_FRAME
 ) -> npt.NDArray[np.generic]:

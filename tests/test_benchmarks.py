@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import BUNDLED_MODEL, REPO
 
 
 def test_interp_harness_reports_timings_and_delegate_nodes(runtime_name: str) -> None:
     """LiteRT hands the int8 graph to XNNPACK (delegate nodes); tflite-runtime 2.14 leaves it on its own kernels."""
-    result = subprocess.run([sys.executable, "benchmarks/interp.py", runtime_name, str(BUNDLED_MODEL), str(BUNDLED_MODEL), "20", "3"],
+    result = subprocess.run([sys.executable, "benchmarks/interp.py", runtime_name, "20", "3", f"int8={BUNDLED_MODEL}"],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -38,3 +39,82 @@ def test_replay_camera_counts_and_stamps_frames() -> None:
         got.append(int(frame.pixels[0, 0, 0]))
     assert got == [1, 1, 0, 1, 1] and sorted(camera.captured) == [0, 1, 2, 3, 4]
     assert Path(REPO / "benchmarks" / "run.py").exists()
+
+
+def test_op_slicing_covers_every_op_once_and_each_slice_runs(runtime_name: str) -> None:
+    """Each op of the bundled model becomes a runnable one-op model; together they are the whole graph."""
+    import numpy as np
+
+    from benchmarks.ops import layer_names, macs_of, op_names, segments, slice_model
+    from edge.inference import load_runtime
+
+    data = BUNDLED_MODEL.read_bytes()
+    if runtime_name != "ai_edge_litert":  # the profiler cuts models with LiteRT's flatbuffer tools
+        with pytest.raises(ModuleNotFoundError, match="ai_edge_litert"):
+            segments(data)
+        return
+    groups = segments(data)
+    assert sorted(i for g in groups for i in g) == list(range(len(op_names(data))))
+    names = layer_names(data, groups)
+    assert names[0] == "quantize (input)" and "conv_2d#2" in names and "flatten" in names and names[-1] == "quantize (output)"
+    assert sum(macs_of(data, g) for g in groups) == 3_321_216 + 7_750_656 + 802_816 + 128
+    runtime = load_runtime(runtime_name)
+    for group in groups:
+        interp = runtime.plain_interpreter(slice_model(data, group))
+        interp.allocate_tensors()
+        for detail in interp.get_input_details():
+            interp.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interp.invoke()
+        assert interp.get_output_details()[0]["shape"].size >= 1
+
+
+@pytest.mark.parametrize(("cpuinfo", "arch", "expected"), [
+    ("model name\t: AMD EPYC 9R45\nflags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_vnni\n", "x86_64", "x86-vnni"),
+    ("model name\t: AMD EPYC 7R13 Processor\nflags\t\t: fpu sse2 avx avx2 fma f16c\n", "x86_64", "x86-avx2"),
+    ("model name\t: Intel Alder Lake\nflags\t\t: avx2 fma avx_vnni\n", "x86_64", "x86-vnni"),
+    ("Features\t: fp asimd evtstrm crc32 cpuid\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n", "aarch64", "arm-neon"),
+    ("Features\t: fp asimd asimddp lrcpc\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n", "aarch64", "arm-dotprod"),
+])
+def test_isa_class_from_cpuinfo(cpuinfo: str, arch: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX-512 VNNI or AVX-VNNI -> x86-vnni; AVX2 alone -> x86-avx2; Arm dot product or not."""
+    import platform
+
+    from benchmarks.isa import cpu_facts
+
+    monkeypatch.setattr(platform, "machine", lambda: arch)
+    facts = cpu_facts(cpuinfo)
+    assert facts["isa_class"] == expected and facts["cpu"] != "unknown"
+
+
+def test_bars_follow_the_isa_class() -> None:
+    """VNNI binds int8 >= 2x float32; AVX2 binds the start-up choice and 'never slower than float', the 1.2x only informs."""
+    from benchmarks.run import class_bars
+
+    ms = {"int8": 0.33, "dynamic": 0.19, "float32": 0.25}
+    avx2 = class_bars("x86-avx2", "here", ms, "dynamic", "XNNPACK")
+    int8_bar = next(c for c in avx2 if c[0].startswith("int8 vs float32"))
+    assert int8_bar[3] == 1.2 and int8_bar[5] is False and "docs/performance.md" in int8_bar[6]
+    binding = [c for c in avx2 if c[5]]
+    assert {c[0].split(" (")[0] for c in binding} == {"deployed form", "start-up choice"}
+    deployed = next(c for c in binding if c[0].startswith("deployed form"))
+    assert deployed[3] == 1.0 and abs(deployed[1] - 0.25 / 0.19) < 1e-9
+    wrong = class_bars("x86-avx2", "here", ms, "int8", "XNNPACK")
+    assert next(c for c in wrong if c[0].startswith("start-up choice"))[1] > 1.1  # a wrong choice fails its bar
+    vnni = class_bars("x86-vnni", "here", {**ms, "int8": 0.06}, "int8", "XNNPACK")
+    int8_vnni = next(c for c in vnni if c[0].startswith("int8 vs float32"))
+    assert (int8_vnni[1], int8_vnni[3], int8_vnni[5]) == (0.25 / 0.06, 2.0, True)
+
+
+def test_avx2_emulation_masks_only_the_flags_above_avx2() -> None:
+    """On an x86 CPU above AVX2, XNNPACK's flag word keeps SSE..AVX2 and loses AVX-512/VNNI; elsewhere it says why not."""
+    result = subprocess.run([sys.executable, "-c", "import json; from benchmarks.isa import emulate_avx2, EmulationUnavailable\n"
+                             "try:\n    print(json.dumps(emulate_avx2()))\nexcept EmulationUnavailable as e:\n"
+                             "    print(json.dumps({'why': str(e)}))"],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    if "why" in data:
+        assert data["why"]  # a named reason (no AVX2, not this LiteRT build, no nm)
+    else:
+        before, after = int(data["arch_flags_before"], 16), int(data["arch_flags_after"], 16)
+        assert after == before & 0xFF and after & (1 << 7)  # AVX2 kept, everything above cleared

@@ -37,6 +37,8 @@ class Model(Section):
     path: str = Field(default=str(BUNDLED_MODEL), description=".tflite file; its .card.json must be beside it")
     runtime: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    form: Literal["auto", "int8", "dynamic"] = Field(
+        default="auto", description="auto: time the int8 model and its dynamic-range variant at start-up and run the faster")
 
 
 class ScriptedDrop(Section):
@@ -74,6 +76,16 @@ class OpenCVSource(Section):
     fps: Annotated[float, Field(gt=0.0, le=240.0)] | None = None
     loop: bool = False
     read_timeout_s: Annotated[float, Field(gt=0.0, le=60.0)] = 5.0
+    decode: Literal["opencv", "jpeg"] = Field(
+        default="opencv", description="jpeg: take the camera's MJPEG frames undecoded and decode them with libjpeg-turbo (edge.jpeg)")
+    decode_min_side: Annotated[int, Field(ge=16, le=4096)] | None = Field(
+        default=None, description="with decode: jpeg, decode reduced (1/2, 1/4, 1/8) while the shorter side stays >= this; none = full size")
+
+    @model_validator(mode="after")
+    def _decode_options(self) -> OpenCVSource:
+        if self.decode_min_side is not None and self.decode != "jpeg":
+            raise ValueError("decode_min_side needs decode: jpeg")
+        return self
 
 
 class Picamera2Source(Section):

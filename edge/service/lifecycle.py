@@ -13,8 +13,9 @@ from types import FrameType
 from edge.commands import CommandRouter
 from edge.config import EdgeConfig
 from edge.daemon import Daemon, DaemonParts
-from edge.inference import Classifier, load_runtime
+from edge.inference import load_runtime
 from edge.messages import OFFLINE, DeviceIdentity, Topics
+from edge.model_choice import choose_classifier
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
@@ -59,7 +60,8 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     """Load secrets and the model, open the outbox, and wire source, publisher and notifier."""
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
-    classifier = Classifier.from_files(Path(config.model.path), runtime, config.model.num_threads, batch=len(config.rois))
+    classifier = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois),
+                                   config.model.form).classifier
     topics = Topics(config.topic_prefix)
     transport = MqttTransport(mqtt_settings(config, secrets, topics), Outbox(outbox_path(config), config.outbox.max_messages))
     identity = DeviceIdentity(config.device.site, config.device.line, config.device.name)
