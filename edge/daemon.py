@@ -8,10 +8,13 @@ their own threads.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from edge import clock
 from edge.config import EdgeConfig
@@ -28,6 +31,16 @@ log = logging.getLogger(__name__)
 FLOW = "flow"  # the reason of a level change the model judged
 
 
+class FrameObserver(Protocol):
+    """A feature that watches every judged frame (the console, evidence snapshots, a shadow model).
+
+    Called in the frame loop: it must return at once and do its real work on its own thread.
+    """
+
+    def on_frame(self, frame: Frame, result: FrameResult, state: DeviceState) -> None:
+        """One frame, what the pipeline made of it, and the device state after it."""
+
+
 @dataclass
 class DaemonParts:
     """Everything the daemon drives, built by start-up (or a test, or the benchmark)."""
@@ -39,6 +52,7 @@ class DaemonParts:
     notifier: Notifier = field(default_factory=lambda: Notifier({}))
     wall_clock: Callable[[], float] = time.time
     clock_synced: Callable[[], bool] = clock.clock_synced
+    observers: list[FrameObserver] = field(default_factory=list)
 
 
 class Daemon:
@@ -59,6 +73,31 @@ class Daemon:
         self.runtime_label = f"{parts.classifier.runtime.name} {parts.classifier.runtime.version}"
         self.model_sha256 = str(parts.classifier.card.tflite_sha256)
         self._last_bad_log = float("-inf")
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+
+    # --- requests from other threads ---------------------------------------------------------------
+
+    def call_soon(self, work: Callable[[], Any]) -> Future[Any]:
+        """Run ``work`` in the frame loop between two frames (or while it waits for the camera).
+
+        The way other threads (commands, the console) change what the daemon owns without locks;
+        the future carries the result or the exception.
+        """
+        future: Future[Any] = Future()
+        self._calls.put((work, future))
+        return future
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                work, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(work())
+                except Exception as exc:
+                    future.set_exception(exc)
 
     # --- the published state ---------------------------------------------------------------------
 
@@ -151,7 +190,8 @@ class Daemon:
         end = self._clock() + seconds
         while not self.stop.is_set() and self._clock() < end:
             self.parts.notifier.watchdog()
-            self.stop.wait(min(0.5, max(0.0, end - self._clock())))
+            self._run_calls()
+            self.stop.wait(min(0.1, max(0.0, end - self._clock())))
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -189,6 +229,9 @@ class Daemon:
                     break
                 continue
             self._publish_frame(frame, result)
+            for observer in parts.observers:
+                observer.on_frame(frame, result, self.state)
+            self._run_calls()
             t3 = time.perf_counter()
             self._account(result.timings, t1 - t0, t3 - t2)
             if self.first_inference_at is None:
@@ -202,6 +245,14 @@ class Daemon:
                 next_telemetry = now + self.config.telemetry.interval_s
         self.loop_ended_at = self._clock()
         return self._shutdown()
+
+    def _cancel_calls(self) -> None:
+        while True:
+            try:
+                _, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            future.cancel()
 
     def _bad_frame(self, frame: Frame, problem: str) -> None:
         self.stats.bad_frames += 1
@@ -226,5 +277,6 @@ class Daemon:
             self.parts.source.close()
         except Exception as exc:
             log.warning("closing the source failed: %s", exc)
+        self._cancel_calls()
         self.parts.publisher.close()
         return 0
