@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from edge import clock
 from edge.config import EdgeConfig
 from edge.errors import SourceError
-from edge.events import HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.events import Change, HealthChanged, LevelChanged, TelemetrySnapshot
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
 from edge.service.notify import Notifier
@@ -41,6 +41,16 @@ class FrameObserver(Protocol):
         """One frame, what the pipeline made of it, and the device state after it."""
 
 
+class SnapshotSource(Protocol):
+    """Evidence kept around each change (edge.evidence): the daemon asks for a reference to put in the event."""
+
+    def snapshot_for(self, change: Change) -> str | None:
+        """A snapshot id for ``change`` (its frames are saved in the background), or None."""
+
+    def close(self) -> None:
+        """Save what is still being collected and stop (at shutdown)."""
+
+
 @dataclass
 class DaemonParts:
     """Everything the daemon drives, built by start-up (or a test, or the benchmark)."""
@@ -53,6 +63,7 @@ class DaemonParts:
     wall_clock: Callable[[], float] = time.time
     clock_synced: Callable[[], bool] = clock.clock_synced
     observers: list[FrameObserver] = field(default_factory=list)
+    evidence: SnapshotSource | None = None
 
 
 class Daemon:
@@ -111,7 +122,8 @@ class Daemon:
         wall, synced, publisher = self.parts.wall_clock(), self.parts.clock_synced(), self.parts.publisher
         if new.health != old.health:
             reason = health_reason or "frames are good again"
-            publisher.changed(HealthChanged(new.health, old.health, reason, frame_seq, wall, synced, self.model_sha256))
+            publisher.changed(self._with_snapshot(
+                HealthChanged(new.health, old.health, reason, frame_seq, wall, synced, self.model_sha256)))
             (log.info if new.health == Health.OK else log.warning)("camera health %s -> %s %s", old.health, new.health, reason)
             self.parts.notifier.status(f"camera {new.health} {reason}".strip())
         for roi, level in new.levels:
@@ -127,11 +139,22 @@ class Daemon:
             else:
                 reason = FLOW if previous != Level.UNKNOWN else "the picture can be judged again"
             probability = smoothed.get(roi, 0.0)
-            publisher.changed(LevelChanged(roi, level, previous, probability, reason, frame_seq, frame_wall, wall, synced,
-                                           self.model_sha256))
+            publisher.changed(self._with_snapshot(LevelChanged(roi, level, previous, probability, reason, frame_seq, frame_wall,
+                                                               wall, synced, self.model_sha256)))
             log.info("level %s -> %s on %s (p=%.2f, frame %d): %s", previous, level, roi, probability, frame_seq, reason)
         self.state = new
         publisher.state_changed(new)
+
+    def _with_snapshot(self, change: Change) -> Change:
+        evidence = self.parts.evidence
+        if evidence is None:
+            return change
+        try:
+            snapshot = evidence.snapshot_for(change)
+        except Exception:  # evidence is a nice-to-have: never let it cost an event
+            log.exception("evidence for %s failed", type(change).__name__)
+            return change
+        return replace(change, snapshot=snapshot) if snapshot is not None else change
 
     def _publish_frame(self, frame: Frame, result: FrameResult) -> None:
         usable = result.health == Health.OK
@@ -159,6 +182,34 @@ class Daemon:
         mqtt = "connected" if link.connected else f"NOT connected: {link.last_error}"
         self.parts.notifier.status(f"{figures['fps']:.1f} fps, camera {self.state.health}, mqtt {mqtt}, "
                                    f"{link.pending} event(s) waiting")
+
+    # --- configuration changes (the console's lane editor) ----------------------------------------
+
+    def reconfigure(self, config: EdgeConfig, classifier: FrameClassifier | None = None) -> None:
+        """Adopt ``config`` (its ROIs changed) without a restart; run it in the frame loop (:meth:`call_soon`).
+
+        ``classifier`` replaces the model's interpreter when the number of ROIs (its batch) changed; it is
+        built beforehand on the caller's thread so the loop does not wait for it. ROIs with the same name
+        and box keep their smoothing and level; new or moved ones start unknown (no event: a config change
+        is not a change in flow). Publishers get the new state, from which ROIs that are gone have left.
+        """
+        old_pipeline, old_state = self.pipeline, self.state
+        if classifier is not None:
+            self.parts.classifier = classifier
+        pipeline = Pipeline(config, self.parts.classifier)
+        kept = {name for name, box in pipeline.rois if (name, box) in old_pipeline.rois}
+        for name in kept:
+            pipeline.levels[name] = old_pipeline.levels[name]
+        pipeline.health = old_pipeline.health  # the camera is the same camera
+        self.config = self.parts.config = config
+        self.pipeline = pipeline
+        self._judged_once &= kept
+        old_levels = dict(old_state.levels)
+        self.state = DeviceState(old_state.health, tuple((name, old_levels[name] if name in kept else Level.UNKNOWN)
+                                                         for name, _ in pipeline.rois))
+        self.parts.publisher.state_changed(self.state)
+        log.info("regions of interest now %s (kept as they were: %s)", ", ".join(n for n, _ in pipeline.rois),
+                 ", ".join(sorted(kept)) or "none")
 
     # --- camera ------------------------------------------------------------------------------------
 
@@ -278,5 +329,7 @@ class Daemon:
         except Exception as exc:
             log.warning("closing the source failed: %s", exc)
         self._cancel_calls()
+        if self.parts.evidence is not None:
+            self.parts.evidence.close()
         self.parts.publisher.close()
         return 0

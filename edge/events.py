@@ -26,6 +26,7 @@ class LevelChanged:
     wall: float
     clock_synced: bool
     model_sha256: str  # the model that decided it
+    snapshot: str | None = None  # the evidence record of its frames (edge.evidence), when kept
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class HealthChanged:
     wall: float
     clock_synced: bool
     model_sha256: str
+    snapshot: str | None = None  # the evidence record of its frames (edge.evidence), when kept
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ Topics under ``<prefix>/`` (for example ``plant/site/line/device/``):
 ``event``         JSON on every level or health change, QoS 1, stored and forwarded (schemas/event.json)
 ``telemetry``     JSON every few seconds, QoS 1, never stored (schemas/telemetry.json)
 ``command``       (subscribed only when enabled) JSON commands (schemas/command.json); replies on ``command/reply``
+``snapshot``      (only with ``evidence.mqtt_snapshot``) JSON with a small JPEG of each change's key frame, QoS 1,
+                  never stored (schemas/snapshot.json)
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from edge.state import DeviceState
 EVENT_SCHEMA = "conveyor-watch/event/1"
 TELEMETRY_SCHEMA = "conveyor-watch/telemetry/1"
 REPLY_SCHEMA = "conveyor-watch/reply/1"
+SNAPSHOT_SCHEMA = "conveyor-watch/snapshot/1"
 OFFLINE = "offline"
 
 
@@ -56,6 +60,10 @@ class Topics:
     @property
     def command_reply(self) -> str:
         return f"{self.prefix}/command/reply"
+
+    @property
+    def snapshot(self) -> str:
+        return f"{self.prefix}/snapshot"
 
     def state(self, roi: str) -> str:
         return f"{self.prefix}/state/{roi}"
@@ -123,6 +131,8 @@ def event_body(identity: DeviceIdentity, change: LevelChanged | HealthChanged, *
             "reason": change.reason,
             "frame_seq": change.frame_seq,
         }
+    if change.snapshot is not None:
+        body["snapshot"] = change.snapshot
     return encode(body)
 
 
@@ -140,6 +150,14 @@ def telemetry_payload(identity: DeviceIdentity, snapshot: TelemetrySnapshot) -> 
     return encode({"schema": TELEMETRY_SCHEMA, "time": iso_utc(snapshot.wall), "clock_synced": snapshot.clock_synced,
                    "site": identity.site, "line": identity.line, "device": identity.device,
                    "model_sha256": snapshot.model_sha256, **snapshot.figures})
+
+
+def snapshot_payload(identity: DeviceIdentity, snapshot: str, change: LevelChanged | HealthChanged, jpeg: bytes) -> str:
+    """The ``snapshot`` message: which change, and a small JPEG of its key frame (base64, so the payload stays JSON)."""
+    about = {"roi": change.roi, "level": str(change.level)} if isinstance(change, LevelChanged) else {"health": str(change.health)}
+    return encode({"schema": SNAPSHOT_SCHEMA, "snapshot": snapshot, "time": iso_utc(change.wall), "clock_synced": change.clock_synced,
+                   "site": identity.site, "line": identity.line, "device": identity.device, "model_sha256": change.model_sha256,
+                   **about, "content_type": "image/jpeg", "jpeg_base64": base64.b64encode(jpeg).decode("ascii")})
 
 
 def encode(payload: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 #   .venv         converter + edge + tests, LiteRT runtime, numpy 2, TensorFlow (CPU)
 #   .venv-tflite  edge + tests under tflite-runtime 2.14 with numpy < 2 (no TensorFlow)
 #   .venv-edge    the edge alone with LiteRT (what a Pi gets): enough for the demo, no TensorFlow
-# plus Mosquitto from Debian when we are root and it is missing.
+# plus Mosquitto (and, for the tests, Debian's chromium for the console's browser tests) when we are root
+# and they are missing. Playwright drives that chromium: it never downloads a browser of its own.
 # Usage: scripts/setup-env.sh [main|tflite|edge|all]   (default: all = main + tflite, what the tests need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +16,15 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ "$what" = main ] || [ "$what" = all ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} from Debian" >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   else
     echo "setup: ${need_apt[*]} missing and not root: run 'sudo apt-get install ${need_apt[*]}'" >&2
   fi
@@ -41,7 +46,7 @@ make_env() {  # make_env DIR EXTRAS [extra pip args...]
 }
 
 if [ "$what" = main ] || [ "$what" = all ]; then
-  make_env .venv "converter,litert,camera,dev"
+  make_env .venv "converter,litert,camera,dev,browser"
   # Genuine Keras 2 (tf-keras) only to write a legacy .h5 in the tests; --no-deps so it
   # reuses tensorflow-cpu instead of pulling the full tensorflow wheel.
   .venv/bin/python -c "import tf_keras" 2>/dev/null || \

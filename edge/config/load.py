@@ -64,12 +64,15 @@ def _check_files(config: EdgeConfig) -> list[str]:
     if isinstance(config.source, ImagesSource):
         readable("source.folder", config.source.folder, want_dir=True)
     readable("mqtt.password_file", config.mqtt.password_file)
+    if config.console.enabled:
+        readable("console.users_file", config.console.users_file)
     if config.mqtt.tls is not None:
         readable("mqtt.tls.ca_file", config.mqtt.tls.ca_file)
         readable("mqtt.tls.cert_file", config.mqtt.tls.cert_file)
         readable("mqtt.tls.key_file", config.mqtt.tls.key_file)
     for key, name in (("mqtt.password_credential", config.mqtt.password_credential),
-                      ("mqtt.tls.key_credential", config.mqtt.tls.key_credential if config.mqtt.tls else None)):
+                      ("mqtt.tls.key_credential", config.mqtt.tls.key_credential if config.mqtt.tls else None),
+                      ("console.users_credential", config.console.users_credential if config.console.enabled else None)):
         if name is not None:
             directory = os.environ.get("CREDENTIALS_DIRECTORY")
             if not directory:

@@ -6,6 +6,7 @@ Every field has a default, a range and, where it is not obvious, a description.
 
 from __future__ import annotations
 
+import ipaddress
 import typing
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -225,6 +226,85 @@ class Service(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port); ``ValueError`` naming what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen {listen!r} must be HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+class Console(Section):
+    """The commissioning console: a small web server in the daemon (live view, lanes, events, dataset)."""
+
+    enabled: bool = Field(default=False, description="off in production configs unless wanted; the demo turns it on")
+    listen: str = Field(default="127.0.0.1:8080", description="HOST:PORT; anything but loopback needs users_file or users_credential")
+    users_file: str | None = Field(
+        default=None, description="console users, one 'name:role:scrypt-hash' a line (edge-daemon console-user); roles admin, viewer")
+    users_credential: Name | None = Field(default=None, description="systemd credential holding the users file")
+    trusted_hosts: Annotated[list[Annotated[str, Field(min_length=1, max_length=253)]], Field(max_length=16)] = Field(
+        default_factory=list, description="Host header values accepted besides the listen address (a reverse proxy's public name)")
+    live_fps: Annotated[float, Field(gt=0.0, le=15.0)] = Field(default=4.0, description="most frames per second the live view encodes")
+    session_hours: Annotated[float, Field(gt=0.0, le=720.0)] = 12.0
+
+    @model_validator(mode="after")
+    def _safe_listen(self) -> Console:
+        host, _ = split_listen(self.listen)
+        if self.users_file is not None and self.users_credential is not None:
+            raise ValueError("give users_file or users_credential, not both")
+        if self.enabled and not is_loopback(host) and self.users_file is None and self.users_credential is None:
+            raise ValueError(f"listen {self.listen!r} is reachable from the network: it needs users_file or users_credential "
+                             "(passwords), or listen on 127.0.0.1 behind an authenticating reverse proxy (docs/console.md)")
+        return self
+
+
+class Evidence(Section):
+    """Frames kept around every level or health change, as JPEG under the state directory."""
+
+    enabled: bool = True
+    path: str | None = Field(default=None, description="folder; default <state_dir>/evidence")
+    frames_before: Annotated[int, Field(ge=0, le=10)] = 2
+    frames_after: Annotated[int, Field(ge=0, le=10)] = 2
+    spacing_s: Annotated[float, Field(ge=0.05, le=10.0)] = Field(default=0.5, description="time between the kept frames")
+    max_mb: Annotated[float, Field(ge=1.0, le=100_000.0)] = Field(default=100.0, description="disk budget; the oldest go first")
+    max_per_hour: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=60, description="snapshots saved per hour at most (a flapping level must not wear the SD card)")
+    jpeg_quality: Annotated[int, Field(ge=30, le=95)] = 85
+    mqtt_snapshot: bool = Field(default=False, description="also publish a small JPEG of each change on <prefix>/snapshot")
+    mqtt_width: Annotated[int, Field(ge=64, le=640)] = Field(default=320, description="width of the JPEG on <prefix>/snapshot")
+
+
+class Capture(Section):
+    """Capture mode: frames for this line's own dataset, pseudo-labelled by the current model."""
+
+    enabled: bool = Field(default=False, description="start in capture mode (the console and edge-daemon capture switch it)")
+    path: str | None = Field(default=None, description="folder; default <state_dir>/captures")
+    every_s: Annotated[float, Field(ge=1.0, le=86400.0)] = Field(default=10.0, description="a frame every this many seconds ...")
+    uncertain: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: [0.3, 0.7], description="... plus frames whose probability lies in [low, high] ...")
+    min_interval_s: Annotated[float, Field(ge=0.1, le=3600.0)] = Field(
+        default=1.0, description="... or whose scene is unknown, at most one per this many seconds")
+    max_mb: Annotated[float, Field(ge=1.0, le=100_000.0)] = Field(default=500.0, description="disk budget; the oldest go first")
+    min_crop_px: Annotated[int, Field(ge=64, le=1024)] = Field(default=128, description="each ROI's crop is stored at least this large")
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 92
+
+    @model_validator(mode="after")
+    def _band(self) -> Capture:
+        if self.uncertain[0] > self.uncertain[1]:
+            raise ValueError(f"uncertain {self.uncertain} must be [low, high] with low <= high")
+        return self
+
+
 class EdgeConfig(Section):
     """The whole file. Every section is optional; defaults run the synthetic demo camera."""
 
@@ -240,6 +320,9 @@ class EdgeConfig(Section):
     outbox: Outbox = Outbox()
     health: Health = Health()
     service: Service = Service()
+    console: Console = Console()
+    evidence: Evidence = Evidence()
+    capture: Capture = Capture()
 
     @model_validator(mode="after")
     def _unique_rois(self) -> EdgeConfig:

@@ -1,8 +1,10 @@
 """``edge-daemon demo``: the whole product on one machine, in well under a minute.
 
 Starts Mosquitto on loopback (or uses ``--broker``), runs the daemon with the bundled int8 model
-on the simulated conveyor with two scripted drops in flow, and prints every message a
-subscriber to ``plant/#`` receives, as ``mosquitto_sub -v`` would, then a short summary.
+on the simulated conveyor with scripted drops in flow (at 3-7 s and 11-15 s, then every 16 s),
+serves the commissioning console on loopback (it prints ``console: http://127.0.0.1:PORT/``),
+and prints every message a subscriber to ``plant/#`` receives, as ``mosquitto_sub -v`` would,
+then a short summary. In a terminal it runs until Ctrl-C; otherwise for ``--seconds`` (120).
 
 Demo tooling, not the daemon: ``broker.py`` here is also the test suite's broker launcher.
 """
@@ -11,22 +13,27 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import parse_config
-from edge.demo.broker import Mosquitto
+from edge.config import load_config
+from edge.demo.broker import Mosquitto, free_port
 from edge.errors import EdgeError
 from edge.service.lifecycle import build_daemon, install_signal_handlers
 from edge.service.logs import setup_logging
 
 DEMO_PREFIX = "plant/demo-site/line-1/edge-demo"
+CONSOLE_PORT = 8080  # the console's port when it is free, else any free one
+UNTIL_STOPPED_S = 3600.0  # drops are scripted for the first hour of a demo that runs until Ctrl-C
 
 
 class PrintingSubscriber:
@@ -57,16 +64,37 @@ class PrintingSubscriber:
         self.client.disconnect()
 
 
-def demo_config(host: str, port: int, seconds: float, runtime: str, state_dir: str) -> dict[str, Any]:
-    return {
+def demo_drops(seconds: float) -> list[dict[str, float]]:
+    """Drops in flow at 3-7 s and 11-15 s (what the short demo shows), then one every 16 s."""
+    starts = [3.0, 11.0]
+    while starts[-1] + 16.0 < seconds:
+        starts.append(starts[-1] + 16.0)
+    return [{"start_s": start, "duration_s": 4.0} for start in starts]
+
+
+def console_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        try:
+            s.bind((host, CONSOLE_PORT))
+            return CONSOLE_PORT
+        except OSError:
+            return free_port()
+
+
+def demo_config(host: str, port: int, seconds: float | None, runtime: str, state_dir: str,
+                console: int | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "device": {"site": "demo-site", "line": "line-1", "name": "edge-demo"},
         "model": {"runtime": runtime},
         "source": {"type": "synthetic", "fps": 15, "seed": 3, "duration_s": seconds, "realtime": True,
-                   "drops": [{"start_s": 3.0, "duration_s": 4.0}, {"start_s": 11.0, "duration_s": 4.0}]},
+                   "drops": demo_drops(seconds if seconds is not None else UNTIL_STOPPED_S)},
         "mqtt": {"host": host, "port": port},
         "telemetry": {"interval_s": 5},
         "service": {"state_dir": state_dir, "log_level": "warning"},
     }
+    if console is not None:
+        config["console"] = {"enabled": True, "listen": f"127.0.0.1:{console}"}
+    return config
 
 
 def _summary(messages: list[tuple[float, str, str, bool]]) -> list[str]:
@@ -80,8 +108,10 @@ def _summary(messages: list[tuple[float, str, str, bool]]) -> list[str]:
     return lines
 
 
-def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
-    """Run the demo; returns the exit code."""
+def run_demo(broker: str | None, seconds: float | None, runtime: str, console: bool = True) -> int:
+    """Run the demo; returns the exit code. ``seconds`` None: until Ctrl-C in a terminal, else 120."""
+    if seconds is None and not sys.stdout.isatty():
+        seconds = 120.0
     setup_logging("warning")
     local = None
     if broker is None:
@@ -99,7 +129,11 @@ def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
             return 2
         port = int(port_text)
     with tempfile.TemporaryDirectory(prefix="conveyor-demo-") as state_dir:
-        config = parse_config(demo_config(host, port, seconds, runtime, state_dir), "demo config")
+        # A real file, so lanes drawn in the console are saved the way a device saves them.
+        config_path = Path(state_dir) / "config.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(host, port, seconds, runtime, state_dir,
+                                                          console_port() if console else None), sort_keys=False))
+        config = load_config(config_path)
         try:
             subscriber = PrintingSubscriber(host, port)
         except OSError as exc:
@@ -108,11 +142,17 @@ def run_demo(broker: str | None, seconds: float, runtime: str) -> int:
                 local.close()
             return 4
         subscriber.subscribed.wait(5)
-        print(f"# daemon: bundled int8 model, simulated camera at 15 fps, drops in flow at 3-7 s and 11-15 s;"
-              f" subscriber on plant/# prints below ({seconds:.0f} s)", flush=True)
+        length = f"{seconds:.0f} s" if seconds is not None else "until Ctrl-C"
+        print(f"# daemon: bundled int8 model, simulated camera at 15 fps, drops in flow at 3-7 s and 11-15 s"
+              f"{' then every 16 s' if seconds is None or seconds > 27 else ''}; subscriber on plant/# prints below ({length})",
+              flush=True)
         stop = threading.Event()
         install_signal_handlers(stop)
-        daemon = build_daemon(config, stop)
+
+        def announce(url: str) -> None:
+            print(f"console: {url}", flush=True)
+
+        daemon = build_daemon(config, stop, config_path=config_path, announce_console=announce)
         code = daemon.run()
         subscriber.offline.wait(5)
         subscriber.close()

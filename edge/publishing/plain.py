@@ -37,7 +37,12 @@ class PlainJsonPublisher:
         self.transport.start()
 
     def state_changed(self, state: DeviceState) -> None:
-        self._state = state
+        previous, self._state = self._state, state
+        if previous is not None:  # ROIs removed from the config (the console's lane editor): clear their retained state
+            now = {roi for roi, _ in state.levels}
+            for roi, _ in previous.levels:
+                if roi not in now:
+                    self.transport.retain(self.topics.state(roi), "", expires=False)
         for topic, payload, expires in retained_messages(self.topics, state):
             self.transport.retain(topic, payload, expires)
 

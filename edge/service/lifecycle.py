@@ -6,19 +6,25 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from edge.commands import CommandRouter
 from edge.config import EdgeConfig
 from edge.daemon import Daemon, DaemonParts
+from edge.errors import ConfigError
+from edge.evidence import Capture, Dataset, EvidenceKeeper, EvidenceRecorder, Records
+from edge.evidence.snapshots import SnapshotReady
 from edge.inference import load_runtime
-from edge.messages import OFFLINE, DeviceIdentity, Topics
+from edge.messages import OFFLINE, DeviceIdentity, Topics, snapshot_payload
 from edge.model_choice import choose_classifier
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
+from edge.pipeline import FrameClassifier
+from edge.publishing import Publishers
 from edge.publishing.plain import PlainJsonPublisher
 from edge.secrets import Secrets, load_secrets
 from edge.service.notify import Notifier
@@ -56,15 +62,113 @@ def mqtt_settings(config: EdgeConfig, secrets: Secrets, topics: Topics) -> MqttS
     )
 
 
-def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Daemon:
-    """Load secrets and the model, open the outbox, and wire source, publisher and notifier."""
+def evidence_dir(config: EdgeConfig, environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(config.evidence.path) if config.evidence.path else state_dir(config, environ) / "evidence"
+
+
+def capture_dir(config: EdgeConfig, environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(config.capture.path) if config.capture.path else state_dir(config, environ) / "captures"
+
+
+def console_users_text(config: EdgeConfig, environ: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
+    """(text, where) of the console users file, or None when the console has no users (loopback only)."""
+    c = config.console
+    if c.users_file is not None:
+        where = c.users_file
+    elif c.users_credential is not None:
+        where = str(Path(environ.get("CREDENTIALS_DIRECTORY", "")) / c.users_credential)
+    else:
+        return None
+    try:
+        return Path(where).read_text(encoding="utf-8"), where
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"console users file {where}: cannot read ({exc})"]) from None
+
+
+def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config_path: Path | None = None,
+                 announce_console: Callable[[str], None] | None = None) -> Daemon:
+    """Load secrets and the model, open the outbox, and wire source, publishers, evidence, console and notifier.
+
+    ``config_path`` is the file the config came from: the console saves lane edits there.
+    ``announce_console`` is called with the console's URL once it listens (the demo prints it).
+    """
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
-    classifier = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois),
-                                   config.model.form).classifier
+    choice = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois), config.model.form)
     topics = Topics(config.topic_prefix)
     transport = MqttTransport(mqtt_settings(config, secrets, topics), Outbox(outbox_path(config), config.outbox.max_messages))
     identity = DeviceIdentity(config.device.site, config.device.line, config.device.name)
-    publisher = PlainJsonPublisher(identity, topics, transport, CommandRouter() if config.mqtt.commands else None)
-    parts = DaemonParts(config, classifier, open_source(config.source), publisher, Notifier())
-    return Daemon(parts, stop)
+    plain = PlainJsonPublisher(identity, topics, transport, CommandRouter() if config.mqtt.commands else None)
+    publishers = Publishers([plain])
+    parts = DaemonParts(config, choice.classifier, open_source(config.source), publishers, Notifier())
+    daemon = Daemon(parts, stop)
+
+    def send_snapshot(ready: SnapshotReady) -> None:
+        transport.send(topics.snapshot, snapshot_payload(identity, ready.record, ready.change, ready.jpeg))
+
+    def classifier_for(batch: int) -> FrameClassifier:
+        form = choice.form if choice.form in ("int8", "dynamic") else "int8"
+        return choose_classifier(Path(config.model.path), runtime, config.model.num_threads, batch, form).classifier  # type: ignore[arg-type]
+
+    attach_features(daemon, identity, config_path=config_path, announce_console=announce_console, classifier_for=classifier_for,
+                    send_snapshot=send_snapshot, link=plain.link_status)
+    return daemon
+
+
+def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Path | None = None,
+                    announce_console: Callable[[str], None] | None = None,
+                    classifier_for: Callable[[int], FrameClassifier] | None = None,
+                    send_snapshot: Callable[[SnapshotReady], None] | None = None,
+                    link: Callable[[], Any] | None = None) -> Any:
+    """Register the evidence keeper (snapshots, capture) and, when enabled, the console on ``daemon``.
+
+    The one place these features are wired (``build_daemon`` calls it; tests call it on a daemon built
+    from the shipped fakes). ``daemon.parts.publisher`` must be a :class:`Publishers` (the console joins it).
+    Returns the console, or None.
+    """
+    config, parts = daemon.config, daemon.parts
+    recorder = None
+    if config.evidence.enabled:
+        recorder = EvidenceRecorder(config.evidence, Records(evidence_dir(config), int(config.evidence.max_mb * 1e6)),
+                                    send_snapshot if config.evidence.mqtt_snapshot else None)
+    capture = Capture(config.capture, Records(capture_dir(config), int(config.capture.max_mb * 1e6)), lambda: daemon.pipeline.rois,
+                      float(parts.classifier.card.threshold), daemon.model_sha256)
+    keeper = EvidenceKeeper(recorder, capture)
+    parts.evidence = keeper
+    parts.observers.append(keeper)
+    if not config.console.enabled:
+        return None
+    if not isinstance(parts.publisher, Publishers):
+        raise TypeError("the console joins the daemon's Publishers")
+    console = _console(daemon, config_path, identity, classifier_for, recorder, capture, announce_console, link)
+    parts.observers.append(console)
+    parts.publisher.publishers.append(console)
+    return console
+
+
+def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
+             classifier_for: Callable[[int], FrameClassifier] | None, recorder: EvidenceRecorder | None, capture: Capture,
+             announce: Callable[[str], None] | None, link: Callable[[], Any] | None) -> Any:
+    """The console (imported only when enabled: aiohttp is not loaded otherwise)."""
+    from edge.console.auth import Users, parse_users
+    from edge.console.live import LiveState
+    from edge.console.publisher import Console
+    from edge.console.rois import RoiEditor
+    from edge.console.server import ConsoleParts
+
+    config = daemon.config
+    users_text = console_users_text(config)
+    users = Users(parse_users(*users_text)) if users_text is not None else None
+
+    def apply(new: EdgeConfig) -> None:
+        """On the console's thread: build a classifier for a new ROI count here, then swap in the frame loop."""
+        recount = classifier_for is not None and len(new.rois) != len(daemon.config.rois)
+        classifier = classifier_for(len(new.rois)) if recount and classifier_for is not None else None
+        daemon.call_soon(lambda: daemon.reconfigure(new, classifier)).result(timeout=10.0)
+
+    editor = RoiEditor(config_path, lambda: daemon.config, apply)
+    parts = ConsoleParts(config.console, LiveState(lambda: daemon.pipeline.rois),
+                         {"site": identity.site, "line": identity.line, "name": identity.device}, daemon.model_sha256,
+                         daemon.runtime_label, lambda: daemon.config, editor, link,
+                         recorder.records if recorder is not None else None, capture, Dataset(capture.records), users)
+    return Console(parts, announce)
