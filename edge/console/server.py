@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "live.html", "/lanes": "lanes.html", "/events": "events.html", "/dataset": "dataset.html", "/login": "login.html"}
-PUBLIC = {"/login", "/api/login", "/static/console.css", "/static/login.js"}
+PUBLIC = {"/login", "/api/login", "/static/console.css", "/static/login.js", "/favicon.ico"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".png": "image/png", ".svg": "image/svg+xml"}
 SECURITY_HEADERS = {
@@ -266,9 +266,13 @@ def build_app(server: ConsoleServer) -> web.Application:
         body, kind = found
         return web.Response(body=body, headers={"Content-Type": kind, "Cache-Control": "no-cache"})
 
+    async def no_icon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     for route in PAGES:
         app.router.add_get(route, page)
     app.router.add_get("/static/{name}", static)
+    app.router.add_get("/favicon.ico", no_icon)
 
     from edge.console import api
 
