@@ -38,11 +38,11 @@ def test_status_reports_each_roi_level_smoothed_probability_health_fps_and_model
     wait_for(lambda: http.json("/api/status")["fps"] is not None, 10, "a frame rate")
     status = http.json("/api/status")
     assert status["model_sha256"] == "f" * 64
-    assert status["health"] == "ok" and 10.0 < status["fps"] < 30.0
+    assert status["health"] == "ok" and 5.0 < status["fps"] < 15.0
     [belt] = status["rois"]
     assert belt["name"] == "belt" and belt["box"] == [0.0, 0.0, 1.0, 1.0]
     assert belt["level"] in ("ok", "alert", "unknown") and 0.0 <= belt["smoothed"] <= 1.0
-    assert status["frame"]["width"] == 320 and status["frame"]["height"] == 240
+    assert status["frame"]["width"] == 160 and status["frame"]["height"] == 120
     assert status["device"] == {"site": "s1", "line": "l1", "name": "dev1"}
     assert status["levels"]["alert"] == {"enter": 0.6, "exit": 0.4}
 
@@ -102,7 +102,7 @@ def test_events_list_changes_with_their_snapshot_frames(running: ConsoleDaemon, 
     for frame in frames:
         status, headers, body = http.get(frame["url"])
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
-        assert Image.open(io.BytesIO(body)).size == (320, 240)
+        assert Image.open(io.BytesIO(body)).size == (160, 120)
     status, _, key = http.get(f"/api/snapshots/{event['snapshot']}.jpg")
     assert status == 200 and key == http.get(frames[2]["url"])[2]
 
@@ -166,7 +166,7 @@ def test_a_stalled_browser_does_not_hold_up_the_frame_loop(running: ConsoleDaemo
         stalled.append(sock)
     try:
         start = running.daemon.stats.frames
-        wait_for(lambda: running.daemon.stats.frames >= start + 40, 10, "40 more frames while clients stall")
+        wait_for(lambda: running.daemon.stats.frames >= start + 30, 10, "30 more frames while clients stall")
         assert Http(running.url).get("/api/status")[0] == 200  # and the console still answers others
     finally:
         for sock in stalled:
@@ -259,9 +259,9 @@ def test_capture_toggled_from_the_api_keeps_frames_and_off_keeps_none(editable: 
     http.post("/api/capture", {"enabled": False}, csrf=http.csrf())
     settled = http.json("/api/capture")["records"]
     frames = editable.daemon.stats.frames
-    wait_for(lambda: editable.daemon.stats.frames > frames + 40, 10, "40 frames with capture off")
+    wait_for(lambda: editable.daemon.stats.frames > frames + 30, 10, "30 frames with capture off")
     assert http.json("/api/capture")["records"] <= settled + 1  # at most the one queued as it switched
     items = http.json("/api/dataset")["items"]
     assert items and items[0]["image"].startswith("/api/captures/")
     status, _headers, body = http.get(items[0]["image"])
-    assert status == 200 and min(Image.open(io.BytesIO(body)).size) >= 128
+    assert status == 200 and min(Image.open(io.BytesIO(body)).size) >= 128  # a 160x120 frame's crop, enlarged

@@ -60,7 +60,7 @@ class KeptFrames:
             return self.frames[seq]
 
 
-def alternating(period_frames: int = 40) -> FakeClassifier:
+def alternating(period_frames: int = 20) -> FakeClassifier:
     """Alert for ``period_frames`` calls, then ok for as many, and so on: a level change every period."""
     return FakeClassifier.scripted(lambda n: 0.95 if (n // period_frames) % 2 else 0.05)
 
@@ -68,7 +68,7 @@ def alternating(period_frames: int = 40) -> FakeClassifier:
 def console_config(tmp: Path, **override: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "device": {"site": "s1", "line": "l1", "name": "dev1"},
-        "source": {"type": "synthetic", "fps": 20, "realtime": True, "drops": []},
+        "source": {"type": "synthetic", "fps": 10, "width": 160, "height": 120, "realtime": True, "drops": []},
         "levels": {"window_s": 0.1, "dwell_s": 0.1, "min_frames": 2},
         "service": {"state_dir": str(tmp / "state")},
         "evidence": {"spacing_s": 0.1, "frames_before": 2, "frames_after": 2, "max_per_hour": 3600},
