@@ -41,18 +41,24 @@ async function load() {
   counts(data.counts);
 }
 
-async function label(value) {
-  const item = items[selected];
+// Label the selected crop and move on at once; the writes go out one after another behind the keyboard.
+let writes = Promise.resolve();
+function label(value) {
+  const index = selected;
+  const item = items[index];
   if (!item || !admin) return;
-  const response = await CW.post("/api/dataset/labels", { labels: [{ id: item.id, label: value }] });
-  if (!response.ok) return;
-  const body = await response.json();
+  const previous = item.label;
   item.label = value;
-  const node = document.querySelectorAll(".item")[selected];
-  node.replaceWith(tile(item, selected));
-  counts(body.counts);
+  document.querySelectorAll(".item")[index].replaceWith(tile(item, index));
   if (value !== null && selected < items.length - 1) selected += 1;
   mark();
+  writes = writes.then(async () => {
+    const response = await CW.post("/api/dataset/labels", { labels: [{ id: item.id, label: value }] });
+    if (response.ok) { counts((await response.json()).counts); return; }
+    item.label = previous;  // refused (the item was evicted, the session ended): show what is really stored
+    document.querySelectorAll(".item")[index].replaceWith(tile(item, index));
+    mark();
+  });
 }
 
 async function capture() {
@@ -83,6 +89,7 @@ async function main() {
   document.getElementById("capture").addEventListener("change", capture);
   document.getElementById("every").addEventListener("change", () => { if (document.getElementById("capture").checked) capture(); });
   document.getElementById("unlabelled").addEventListener("change", load);
+  document.getElementById("reload").addEventListener("click", load);
   document.getElementById("fraction").addEventListener("change", exportLink);
   document.getElementById("pseudo").addEventListener("change", exportLink);
   document.getElementById("export").addEventListener("click", async (event) => {
@@ -114,7 +121,11 @@ async function main() {
   });
   exportLink();
   await load();
-  setInterval(() => { if (!document.hidden && document.activeElement.tagName !== "INPUT") CW.json("/api/capture").then(showCapture); }, 5000);
+  setInterval(() => {
+    if (document.hidden) return;
+    if (document.activeElement.tagName !== "INPUT") CW.json("/api/capture").then(showCapture);
+    if (!items.length) load();  // new captures appear by themselves until there is something to label
+  }, 5000);
 }
 
 main();

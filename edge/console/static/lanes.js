@@ -24,18 +24,27 @@ function corners(box) {
   return [[x, y], [x + w, y], [x, y + h], [x + w, y + h]];
 }
 
+// What a press at `point` grabs: a corner or the body of the selected lane (a lane is selected by a click).
 function hit(point) {
+  if (selected < 0) return null;
   const rect = canvas().getBoundingClientRect();
-  if (selected >= 0) {
-    const found = corners(lanes[selected].box).findIndex(([cx, cy]) =>
-      Math.abs((cx - point[0]) * rect.width) <= HANDLE_PX && Math.abs((cy - point[1]) * rect.height) <= HANDLE_PX);
-    if (found >= 0) return { mode: "resize", index: selected, corner: found };
-  }
-  for (let i = lanes.length - 1; i >= 0; i--) {
-    const [x, y, w, h] = lanes[i].box;
-    if (point[0] >= x && point[0] <= x + w && point[1] >= y && point[1] <= y + h) return { mode: "move", index: i };
-  }
+  const found = corners(lanes[selected].box).findIndex(([cx, cy]) =>
+    Math.abs((cx - point[0]) * rect.width) <= HANDLE_PX && Math.abs((cy - point[1]) * rect.height) <= HANDLE_PX);
+  if (found >= 0) return { mode: "resize", index: selected, corner: found };
+  const [x, y, w, h] = lanes[selected].box;
+  if (point[0] >= x && point[0] <= x + w && point[1] >= y && point[1] <= y + h) return { mode: "move", index: selected };
   return null;
+}
+
+// The topmost (smallest on ties) lane under `point`, for a click.
+function laneAt(point) {
+  let best = -1;
+  lanes.forEach((lane, i) => {
+    const [x, y, w, h] = lane.box;
+    const inside = point[0] >= x && point[0] <= x + w && point[1] >= y && point[1] <= y + h;
+    if (inside && (best < 0 || w * h <= lanes[best].box[2] * lanes[best].box[3])) best = i;
+  });
+  return best;
 }
 
 function nextName() {
@@ -109,20 +118,14 @@ function message(kind, text, problems) {
   if (problems && problems.length) box.append(CW.el("ul", {}, ...problems.map((p) => CW.el("li", {}, p))));
 }
 
+// A press on the selected lane moves it (or resizes it by a corner); anywhere else a drag draws a new lane
+// (even over a lane that covers the whole frame) and a click selects the lane under the pointer.
 function onDown(event) {
   if (!canEdit) return;
   const point = toFraction(event);
-  const found = hit(point);
   canvas().setPointerCapture(event.pointerId);
-  if (found) {
-    selected = found.index;
-    drag = { ...found, start: point, box: [...lanes[found.index].box] };
-  } else {
-    lanes.push({ name: nextName(), box: [point[0], point[1], 0, 0] });
-    selected = lanes.length - 1;
-    drag = { mode: "resize", index: selected, corner: 3, start: point, box: [point[0], point[1], 0, 0], drawing: true };
-  }
-  refresh();
+  const found = hit(point);
+  drag = found ? { ...found, start: point, box: [...lanes[found.index].box] } : { mode: "pending", start: point };
 }
 
 function onMove(event) {
@@ -131,6 +134,15 @@ function onMove(event) {
     const found = canEdit ? hit(point) : null;
     canvas().style.cursor = !found ? "crosshair" : found.mode === "move" ? "move" : "nwse-resize";
     return;
+  }
+  if (drag.mode === "pending") {
+    const rect = canvas().getBoundingClientRect();
+    if (Math.hypot((point[0] - drag.start[0]) * rect.width, (point[1] - drag.start[1]) * rect.height) < 4) return;
+    const [sx, sy] = drag.start;
+    lanes.push({ name: nextName(), box: [sx, sy, 0, 0] });
+    selected = lanes.length - 1;
+    drag = { mode: "resize", index: selected, corner: 3, start: drag.start, box: [sx, sy, 0, 0], drawing: true };
+    list();
   }
   const lane = lanes[drag.index];
   const [x, y, w, h] = drag.box;
@@ -145,8 +157,14 @@ function onMove(event) {
   draw();
 }
 
-function onUp() {
+function onUp(event) {
   if (!drag) return;
+  if (drag.mode === "pending") {  // a click: select what is under the pointer
+    selected = laneAt(toFraction(event));
+    drag = null;
+    refresh();
+    return;
+  }
   const lane = lanes[drag.index];
   if (lane.box[2] < MIN_FRACTION || lane.box[3] < MIN_FRACTION) {
     if (drag.drawing) { lanes.splice(drag.index, 1); selected = -1; } else lane.box = drag.box;
@@ -181,7 +199,7 @@ async function main() {
   lanes = copy(info.rois);
   canEdit = session.role === "admin" && !info.cannot_save;
   document.getElementById("config-file").textContent = info.cannot_save
-    ? `Lanes cannot be saved: ${info.cannot_save}` : `Saved to ${info.config_file}`;
+    ? `Lanes cannot be saved: ${info.cannot_save}` : `Config file: ${info.config_file}`;
   const img = document.getElementById("frame");
   CW.followFrames(img, 2, draw);
   const c = canvas();
