@@ -25,7 +25,7 @@ def test_mosquitto_sub_on_the_demo_broker_sees_retained_state_and_valid_events(m
     reader = threading.Thread(target=lambda: lines.extend(iter(sub.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
     try:
-        result = run_demo("--broker", f"{mosquitto.host}:{mosquitto.port}")
+        result = run_demo("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "20")
         assert result.returncode == 0, result.stderr
         late = subprocess.run(["mosquitto_sub", "-h", mosquitto.host, "-p", str(mosquitto.port), "-v", "-t", "plant/#",
                                "-F", "%r %t %p", "-W", "2"], capture_output=True, text=True, timeout=30)

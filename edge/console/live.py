@@ -32,7 +32,7 @@ from edge.state import DeviceState
 HISTORY_S = 60.0
 SAMPLE_INTERVAL_S = 0.1
 RECENT_CHANGES = 300
-METER_SIDE = 320  # the focus meter looks at the central METER_SIDE x METER_SIDE pixels at full resolution
+METER_SIDE = 192  # the focus meter looks at the central METER_SIDE x METER_SIDE pixels at full resolution (small temporaries)
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ def meters(pixels: npt.NDArray[np.uint8]) -> dict[str, float]:
     (mean grey level 0-255) and the fractions of clipped-white and crushed-black pixels."""
     h, w = pixels.shape[:2]
     top, left = max(0, (h - METER_SIDE) // 2), max(0, (w - METER_SIDE) // 2)
-    centre = pixels[top:top + METER_SIDE, left:left + METER_SIDE].astype(np.float32).mean(axis=2)
+    centre = pixels[top:top + METER_SIDE, left:left + METER_SIDE].mean(axis=2, dtype=np.float32)
     step = max(1, min(h, w) // 120)
-    grey = pixels[::step, ::step].astype(np.float32).mean(axis=2)
+    grey = pixels[::step, ::step].mean(axis=2, dtype=np.float32)
     return {"focus": round(sharpness(centre), 1), "brightness": round(float(grey.mean()), 1),
             "clipped": round(float((grey >= 250).mean()), 4), "dark": round(float((grey <= 5).mean()), 4)}
 

@@ -74,6 +74,7 @@ def demo_drops(seconds: float) -> list[dict[str, float]]:
 
 def console_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the console's server does: a recent TIME_WAIT is no obstacle
         try:
             s.bind((host, CONSOLE_PORT))
             return CONSOLE_PORT

@@ -21,8 +21,11 @@ def encode_jpeg(pixels: Pixels, quality: int = 85) -> bytes:
     """An HxWx3 uint8 RGB image as JPEG bytes."""
     from PIL import Image
 
+    contiguous = np.ascontiguousarray(pixels)
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(out, format="JPEG", quality=quality)
+    # frombuffer shares the array's memory: no copy of the frame (megabytes at camera resolutions).
+    image = Image.frombuffer("RGB", (contiguous.shape[1], contiguous.shape[0]), contiguous, "raw", "RGB", 0, 1)
+    image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

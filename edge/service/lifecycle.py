@@ -149,7 +149,7 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
 def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
              classifier_for: Callable[[int], FrameClassifier] | None, recorder: EvidenceRecorder | None, capture: Capture,
              announce: Callable[[str], None] | None, link: Callable[[], Any] | None) -> Any:
-    """The console (imported only when enabled: aiohttp is not loaded otherwise)."""
+    """The console (imported only when enabled: its HTTP server is not loaded otherwise)."""
     from edge.console.auth import Users, parse_users
     from edge.console.live import LiveState
     from edge.console.publisher import Console

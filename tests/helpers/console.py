@@ -1,5 +1,5 @@
 """A daemon with the console, in this process: the shipped fakes (no TFLite runtime), the real simulator
-camera, the real evidence keeper and the real aiohttp server on a free loopback port; and a small
+camera, the real evidence keeper and the real console server on a free loopback port; and a small
 HTTP client (the standard library's) that keeps cookies and can send any header."""
 
 from __future__ import annotations
