@@ -14,6 +14,7 @@
    here (XNNPACK's ISA flags masked; benchmarks/isa.py) and as instruction counts under valgrind
 9. the daemon's start-up model choice (edge.model_choice), here and on the emulated AVX2 class
 10. camera-side cost of MJPEG frames (read + decode + preprocess) against inference (benchmarks/camera.py)
+11. the commissioning console's cost to the daemon: CPU idle and with one live viewer, memory (benchmarks/console.py)
 
 Every figure is printed beside the CPU's ISA class and the runtime's delegate; the bars are set per
 ISA class (benchmarks/isa.py). JSON: bench-results/latest.json ("bars" is what a reviewer reads).
@@ -229,6 +230,11 @@ def bars(r: dict[str, Any]) -> list[dict[str, Any]]:
          "<=", 20.0, ""),
         ("backlog drain (events/s, 50,000 stored)", r["output"]["drain"]["events_per_s"], ">=", 1000.0, ""),
         ("new event while the backlog drains, p99 (ms)", r["output"]["drain"]["live_latency_ms"]["p99"], "<=", 1000.0, ""),
+        ("console enabled and idle: daemon CPU above the console off (% of a core)",
+         r["console"]["console_cpu_percent"]["idle"], "<=", 1.0, ""),
+        ("console with one live viewer: daemon CPU above the console off (% of a core)",
+         r["console"]["console_cpu_percent"]["viewer"], "<=", 10.0, ""),
+        ("console: daemon RSS above the console off (MB)", r["console"]["console_rss_mb"], "<=", 15.0, ""),
     ]]
     camera = r["camera"]["sizes"]
     for size in ("640x480", "1280x720"):
@@ -292,6 +298,12 @@ def table(r: dict[str, Any]) -> str:
     for name, proc in r["process"].items():
         lines.append(f"daemon process ({name}): first inference {proc['start_to_first_inference_s']:.2f} s after start, "
                      f"peak RSS {proc['peak_rss_mb']:.1f} MB {tag}")
+    co = r["console"]
+    cpu, rss, fps = co["cpu_percent_of_a_core"], co["rss_mb"], co["fps"]
+    lines.append(f"console ({co['source']}, median of {co['rounds']} x {co['window_s']:.0f} s side by side): daemon CPU "
+                 f"off {cpu['off']:.2f}% / idle {cpu['idle']:.2f}% / one viewer {cpu['viewer']:.2f}% of a core, RSS "
+                 f"{rss['off']:.1f} / {rss['idle']:.1f} / {rss['viewer']:.1f} MB, fps {fps['off']} / {fps['idle']} / {fps['viewer']}; "
+                 f"the viewer got {co['viewer']['frames_per_s']:.1f} frames/s and {co['viewer']['live_events_per_s']:.1f} events/s {tag}")
     lines += ["", f"camera side, MJPEG (quality {r['camera']['jpeg']['quality']}, {r['camera']['jpeg']['subsampling']}), "
               f"ms per frame {tag}:"]
     for size, c in r["camera"]["sizes"].items():
@@ -392,6 +404,9 @@ def main() -> int:
     print("output side: storage writes, backlog drain...", flush=True)
     results["output"] = {"storage": run_json(VENVS["main"], "benchmarks/output.py", "storage", "20" if args.quick else "60"),
                          "drain": run_json(VENVS["main"], "benchmarks/output.py", "drain", "50000")}
+    print("console: cost to the daemon (idle, one viewer)...", flush=True)
+    results["console"] = run_json(VENVS["main"], "benchmarks/console.py", str(paths["int8"]), "2" if args.quick else "4",
+                                  "10" if args.quick else "15")
     print("camera side (MJPEG)...", flush=True)
     deployed = paths["dynamic"] if results["choice"]["native"].get("form") == "dynamic" else paths["int8"]
     results["camera"] = run_json(VENVS["main"], "benchmarks/camera.py", str(paths["int8"]), str(deployed), "10" if args.quick else "30")
