@@ -10,17 +10,19 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from helpers.broker import Mosquitto
 from helpers.console import Http, start_console_daemon
 from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
 from helpers.subscriber import Subscriber
-from playwright.sync_api import Browser, Page, sync_playwright
 
 from edge.config import load_config
 from edge.demo.broker import free_port
+
+if TYPE_CHECKING:  # Playwright is in the main environment only (the browser extra); these tests run there
+    from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.output_side, pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +35,8 @@ PREFIX = "plant/s1/l1/dev1"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched

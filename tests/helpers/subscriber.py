@@ -18,6 +18,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "schemas"
 EVENT_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "event.json").read_text()))
 TELEMETRY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "telemetry.json").read_text()))
 REPLY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "reply.json").read_text()))
+SNAPSHOT_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "snapshot.json").read_text()))
 PLAIN = json.loads((SCHEMAS / "plain.json").read_text())["$defs"]
 
 
@@ -44,6 +45,8 @@ def validate(message: Message) -> None:
         assert message.payload in PLAIN[kind]["enum"], f"{message.topic}: {message.payload!r}"
     elif kind == "reply":
         REPLY_VALIDATOR.validate(message.json())
+    elif kind == "snapshot":
+        SNAPSHOT_VALIDATOR.validate(message.json())
     else:
         raise AssertionError(f"unexpected topic {message.topic}")
 
