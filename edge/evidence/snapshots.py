@@ -2,9 +2,12 @@
 
 The daemon asks :meth:`EvidenceRecorder.snapshot_for` when it reports a change (in the frame loop);
 the answer, a record id, goes into the event, so a subscriber can fetch the pictures from the
-console (``/api/snapshots/<id>.jpg``). As a frame observer it keeps a few recent frames (one per
-``spacing_s``), takes the frame of the change as the key frame and collects ``frames_after`` more;
-then its worker thread encodes them and writes the record. The frame loop only moves references.
+console (``/api/snapshots/<id>.jpg``). As a frame observer it keeps the last ``frames_before``
+frames (one per ``spacing_s``: references, no copies), takes the frame of the change as the key
+frame and ``frames_after`` more. Each frame goes to the worker thread the moment it belongs to a
+record; the worker encodes it at once (so a record in progress holds kilobytes of JPEG, not
+megabytes of pixels) and writes the record when its last frame is in. The frame loop only moves
+references.
 
 At most ``max_per_hour`` records are made (a flapping level must not wear the SD card); beyond
 that a change carries no snapshot and one summary line per hour is logged.
@@ -34,13 +37,37 @@ HOUR_S = 3600.0
 
 
 @dataclass
-class _Pending:
+class _Collecting:
+    """A record whose key frame or later frames are still to come (frame-loop side)."""
+
     record: str
     change: Change
-    before: list[Frame]
-    key: Frame | None = None
-    after: list[Frame] = field(default_factory=list)
+    frames: list[tuple[int, float]]  # (seq, monotonic) of each frame handed over, in order
+    key: int | None = None  # index of the key frame among them
     next_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Encode:
+    record: str
+    index: int
+    frame: Frame
+    key: bool
+
+
+@dataclass(frozen=True)
+class _Finish:
+    record: str
+    change: Change
+    frames: list[tuple[int, float]]
+    key: int
+
+
+@dataclass
+class _Encoded:
+    files: dict[str, bytes] = field(default_factory=dict)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    small: bytes = b""  # the key frame, shrunk, for <prefix>/snapshot
 
 
 @dataclass(frozen=True)
@@ -71,14 +98,14 @@ class EvidenceRecorder:
         self.records = records
         self.on_snapshot = on_snapshot
         self._clock = clock
-        self._ring: deque[Frame] = deque(maxlen=max(1, settings.frames_before))
+        self._ring: deque[Frame] = deque(maxlen=settings.frames_before) if settings.frames_before else deque(maxlen=1)
         self._next_ring = float("-inf")
-        self._pending: list[_Pending] = []
+        self._collecting: list[_Collecting] = []
         self._made: deque[float] = deque()  # when each record of the last hour was made
         self.skipped = 0
         self._skipped_logged_at = float("-inf")
         self.written = 0
-        self._work: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[_Encode | _Finish | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
         self._thread.start()
 
@@ -97,39 +124,51 @@ class EvidenceRecorder:
                             "(evidence.max_per_hour; %d skipped so far)", self.settings.max_per_hour, self.skipped)
             return None
         self._made.append(now)
-        pending = _Pending(new_record_id(change.wall), change, list(self._ring)[-self.settings.frames_before:]
-                           if self.settings.frames_before else [])
-        if isinstance(change, HealthChanged) and change.health == Health.CAMERA_FAULT:
-            # No frame comes while the camera is down: keep the last ones it gave.
-            if pending.before:
-                pending.key = pending.before.pop()
-            self._work.put(pending)
+        collecting = _Collecting(new_record_id(change.wall), change, [])
+        before = list(self._ring)[-self.settings.frames_before:] if self.settings.frames_before else []
+        # No frame comes while the camera is down: then the last one it gave is the key frame.
+        fault = isinstance(change, HealthChanged) and change.health == Health.CAMERA_FAULT
+        for i, frame in enumerate(before):
+            self._hand_over(collecting, frame, key=fault and i == len(before) - 1)
+        if fault:
+            if collecting.frames:
+                collecting.key = len(collecting.frames) - 1
+                self._finish(collecting)
         else:
-            self._pending.append(pending)
-        return pending.record
+            self._collecting.append(collecting)
+        return collecting.record
 
     def on_frame(self, frame: Frame, result: FrameResult, state: DeviceState) -> None:
-        """Keep one frame per ``spacing_s``; complete the records waiting for their key and later frames."""
-        if self._pending:
+        """Keep one frame per ``spacing_s``; give the records in progress their key and later frames."""
+        if self._collecting:
             self._collect(frame)
         if frame.monotonic >= self._next_ring:
             self._ring.append(frame)
             self._next_ring = frame.monotonic + self.settings.spacing_s
 
+    def _hand_over(self, collecting: _Collecting, frame: Frame, key: bool = False) -> None:
+        self._work.put(_Encode(collecting.record, len(collecting.frames), frame, key))
+        collecting.frames.append((frame.seq, frame.monotonic))
+
     def _collect(self, frame: Frame) -> None:
         done = []
-        for pending in self._pending:
-            if pending.key is None:
-                pending.key = frame
-                pending.next_after = frame.monotonic + self.settings.spacing_s
-            elif frame.monotonic >= pending.next_after:
-                pending.after.append(frame)
-                pending.next_after = frame.monotonic + self.settings.spacing_s
-            if len(pending.after) >= self.settings.frames_after:
-                done.append(pending)
-        for pending in done:
-            self._pending.remove(pending)
-            self._work.put(pending)
+        for collecting in self._collecting:
+            if collecting.key is None:
+                collecting.key = len(collecting.frames)
+                self._hand_over(collecting, frame, key=True)
+                collecting.next_after = frame.monotonic + self.settings.spacing_s
+            elif frame.monotonic >= collecting.next_after:
+                self._hand_over(collecting, frame)
+                collecting.next_after = frame.monotonic + self.settings.spacing_s
+            if len(collecting.frames) - collecting.key - 1 >= self.settings.frames_after:
+                done.append(collecting)
+        for collecting in done:
+            self._collecting.remove(collecting)
+            self._finish(collecting)
+
+    def _finish(self, collecting: _Collecting) -> None:
+        assert collecting.key is not None
+        self._work.put(_Finish(collecting.record, collecting.change, collecting.frames, collecting.key))
 
     # --- the worker --------------------------------------------------------------------------------
 
@@ -138,36 +177,46 @@ class EvidenceRecorder:
             self.records.scan()
         except OSError as exc:
             log.warning("evidence: cannot read %s: %s", self.records.root, exc)
+        encoded: dict[str, _Encoded] = {}
         while True:
-            pending = self._work.get()
-            if pending is None:
+            item = self._work.get()
+            if item is None:
                 return
             try:
-                self._write(pending)
+                if isinstance(item, _Encode):
+                    self._encode(encoded.setdefault(item.record, _Encoded()), item)
+                else:
+                    self._write(encoded.pop(item.record, _Encoded()), item)
             except Exception as exc:  # a full or read-only disk must never stop the daemon
-                log.warning("evidence: could not save %s: %s", pending.record, exc)
+                encoded.pop(item.record, None)
+                log.warning("evidence: could not save %s: %s", item.record, exc)
 
-    def _write(self, pending: _Pending) -> None:
-        frames = [*pending.before, *([pending.key] if pending.key is not None else []), *pending.after]
-        if not frames:
+    def _encode(self, into: _Encoded, item: _Encode) -> None:
+        pixels = item.frame.pixels
+        into.files[f"{item.index}.jpg"] = encode_jpeg(pixels, self.settings.jpeg_quality)
+        into.sizes[item.index] = (int(pixels.shape[1]), int(pixels.shape[0]))
+        if item.key and self.on_snapshot is not None:
+            into.small = encode_jpeg(shrink(pixels, self.settings.mqtt_width), min(self.settings.jpeg_quality, 75))
+
+    def _write(self, done: _Encoded, finish: _Finish) -> None:
+        if not done.sizes:
             return
-        key_index = len(pending.before) if pending.key is not None else len(frames) - 1
-        key = frames[key_index]
-        quality = self.settings.jpeg_quality
-        files = {f"{i}.jpg": encode_jpeg(f.pixels, quality) for i, f in enumerate(frames)}
-        meta = {"id": pending.record, **change_summary(pending.change), "key": key_index,
-                "frames": [{"index": i, "seq": f.seq, "offset_s": round(f.monotonic - key.monotonic, 3),
-                            "width": int(f.pixels.shape[1]), "height": int(f.pixels.shape[0])} for i, f in enumerate(frames)]}
-        self.records.add(pending.record, files, meta)
+        key_time = finish.frames[finish.key][1]
+        meta = {"id": finish.record, **change_summary(finish.change), "key": finish.key,
+                "frames": [{"index": i, "seq": seq, "offset_s": round(t - key_time, 3), "width": done.sizes[i][0],
+                            "height": done.sizes[i][1]} for i, (seq, t) in enumerate(finish.frames) if i in done.sizes]}
+        self.records.add(finish.record, done.files, meta)
         self.written += 1
-        if self.on_snapshot is not None:
-            small = encode_jpeg(shrink(key.pixels, self.settings.mqtt_width), min(quality, 75))
-            self.on_snapshot(SnapshotReady(pending.record, pending.change, small))
+        if self.on_snapshot is not None and done.small:
+            self.on_snapshot(SnapshotReady(finish.record, finish.change, done.small))
 
     def close(self) -> None:
         """Write what is still collecting (with the frames it has), then stop the worker."""
-        for pending in self._pending:
-            self._work.put(pending)
-        self._pending.clear()
+        for collecting in self._collecting:
+            if collecting.key is None and collecting.frames:  # stopped before the change's own frame came
+                collecting.key = len(collecting.frames) - 1
+            if collecting.key is not None:
+                self._finish(collecting)
+        self._collecting.clear()
         self._work.put(None)
         self._thread.join(10.0)

@@ -65,11 +65,20 @@ function drawChart(name) {
     }
     ctx.setLineDash([]);
   }
-  for (const [key, colour, width] of [["p", "#8fb3e6", 1], ["s", roi ? CW.colours[roi.level] : "#1d232b", 2.5]]) {
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = width;
+  ctx.strokeStyle = "#8fb3e6";  // the model's output per frame
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  data.t.forEach((t, i) => { if (i === 0) ctx.moveTo(x(t), y(data.p[i])); else ctx.lineTo(x(t), y(data.p[i])); });
+  ctx.stroke();
+  // The smoothed probability the levels judge, each stretch in the colour of the band it is in.
+  const band = (p) => (status && p >= status.levels.alert.enter ? CW.colours.alert
+    : status && p >= status.levels.warning.enter ? CW.colours.warning : CW.colours.ok);
+  ctx.lineWidth = 2.5;
+  for (let i = 1; i < data.t.length; i++) {
+    ctx.strokeStyle = band(Math.max(data.s[i - 1], data.s[i]));
     ctx.beginPath();
-    data.t.forEach((t, i) => { const px = x(t), py = y(data[key][i]); if (i === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py); });
+    ctx.moveTo(x(data.t[i - 1]), y(data.s[i - 1]));
+    ctx.lineTo(x(data.t[i]), y(data.s[i]));
     ctx.stroke();
   }
   canvas.dataset.points = String(data.t.length);
