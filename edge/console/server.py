@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import http
 import json
 import logging
 import secrets
@@ -283,11 +284,13 @@ class Handler(tornado.web.RequestHandler):
         self.send_json({"error": message, **extra}, status)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's own errors (a bad request, a body over max_body_size, an exception) as JSON, without a traceback."""
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": self._reason}))
-
-    def data_received(self, chunk: bytes) -> None:  # pragma: no cover - bodies are read whole (max_body_size)
-        pass
+        try:
+            reason = http.HTTPStatus(status_code).phrase
+        except ValueError:
+            reason = "error"
+        self.finish(json.dumps({"error": reason}))
 
 
 class NotFound(Handler):
