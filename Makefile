@@ -1,5 +1,5 @@
-# The two commands the README starts with, plus the model and benchmark targets.
-.PHONY: demo test model bench bench-quick
+# The two commands the README starts with, plus the model, benchmark and Raspberry Pi targets.
+.PHONY: demo test model bench bench-quick pi-bundle pi-check
 
 demo:            ## the product on this machine: broker + daemon + bundled model + simulated camera
 	scripts/setup-env.sh edge
@@ -19,3 +19,9 @@ bench:           ## the benchmark harness (< 10 min on 2 cores); results in benc
 bench-quick:     ## the same, fewer repetitions (< 2 min)
 	scripts/setup-env.sh all
 	.venv/bin/python -m benchmarks.run --quick
+
+pi-bundle:       ## dist/conveyor-watch-<version>-pi-aarch64.tar: installs on 64-bit Raspberry Pi OS Bookworm with no network
+	scripts/pi-bundle.sh
+
+pi-check:        ## (root, ~15 min) that bundle installed offline in an arm64 Bookworm root under qemu: events, upgrade, rollback, uninstall
+	scripts/pi-check.sh

@@ -86,12 +86,12 @@ restart_and_wait() {
 }
 
 describe_failure() {
-  local result status
-  result="$(unit_state Result)" status="$(unit_state ExecMainStatus)"
+  local status
+  status="$(unit_state ExecMainStatus)"
+  note "state $(unit_state ActiveState)/$(unit_state SubState), result $(unit_state Result), last exit status ${status:-?}"
   case "$status" in
-    2) note "it exited with status 2: the configuration was refused" ;;
-    3) note "it exited with status 3: the model was refused" ;;
-    *) note "state $(unit_state ActiveState)/$(unit_state SubState), result ${result:-?}, last exit status ${status:-?}" ;;
+    2) note "exit status 2: the configuration was refused (the unit does not retry it)" ;;
+    3) note "exit status 3: the model was refused (the unit does not retry it)" ;;
   esac
   journalctl -u "$UNIT_NAME" -n 8 --no-pager -o cat 2>/dev/null | sed 's/^/   | /' || true
 }
@@ -124,7 +124,8 @@ installed() { [ -n "$1" ] && [ -f "$PREFIX/$1/.installed" ]; }
 
 # Make NEW current and running; if it is not READY in time, go back to OLD (when there is one).
 activate() {
-  local new="$1" old="$2"
+  local new="$1" old="$2" old_previous
+  old_previous="$(link_target previous)"
   set_link current "$new"
   if [ -n "$old" ] && [ "$old" != "$new" ]; then set_link previous "$old"; fi
   if ! systemd_running; then
@@ -148,7 +149,7 @@ activate() {
   fi
   say "rolling back to $old"
   set_link current "$old"
-  set_link previous "$new"
+  if [ -n "$old_previous" ] && [ "$old_previous" != "$old" ]; then set_link previous "$old_previous"; else rm -f "$PREFIX/previous"; fi
   if restart_and_wait "$READY_TIMEOUT"; then
     fail "rolled back: $old is running again (READY); $new stays installed beside it"
   fi
@@ -224,7 +225,7 @@ flock -n 9 || die "another install.sh is running"
 
 say "checking the bundle (SHA256SUMS)"
 if ! (cd "$HERE" && sha256sum --check --quiet --strict SHA256SUMS >/dev/null 2>&1); then
-  bad="$(cd "$HERE" && sha256sum --check --strict SHA256SUMS 2>/dev/null | grep -v ': OK$' | head -n 3 | tr '\n' ' ')"
+  bad="$(cd "$HERE" && { sha256sum --check --strict SHA256SUMS 2>/dev/null || true; } | grep -v ': OK$' | head -n 3 | tr '\n' ' ')" || true
   die "the bundle is damaged or was changed: ${bad:-SHA256SUMS cannot be checked}"
 fi
 for wheel in "$HERE"/wheels/*.whl; do
@@ -233,9 +234,9 @@ done
 
 say "checking the system"
 command -v python3 >/dev/null 2>&1 || die "python3 not found: conveyor-watch needs 64-bit Raspberry Pi OS Bookworm (Debian 12, Python 3.11)"
-read -r PY_VERSION PY_BITS MACHINE < <(python3 -c 'import platform, struct, sys; print("%d.%d" % sys.version_info[:2], struct.calcsize("P") * 8, platform.machine())')
+read -r PY_VERSION PY_BITS MACHINE <<<"$(python3 -c 'import platform, struct, sys; print("%d.%d" % sys.version_info[:2], struct.calcsize("P") * 8, platform.machine())')"
 case "$MACHINE" in armv6l|armv7l|armv8l|armhf|i386|i586|i686) PY_BITS=32 ;; esac
-[ "$PY_BITS" = 64 ] || die "this is a 32-bit system ($MACHINE, 32-bit Python): conveyor-watch needs 64-bit Raspberry Pi OS Bookworm (arm64); the TFLite runtimes ship no 32-bit wheels"
+[ "$PY_BITS" = 64 ] || die "this is a 32-bit system ($MACHINE): conveyor-watch needs 64-bit Raspberry Pi OS Bookworm (arm64); the TFLite runtimes ship no 32-bit wheels"
 [ "$MACHINE" = "$PLATFORM" ] || die "this bundle is for $PLATFORM but this machine is $MACHINE (64-bit Raspberry Pi OS Bookworm is aarch64)"
 [ "cp${PY_VERSION/./}" = "${PYTAG:-cp311}" ] || die "this bundle's wheels are for Python ${PYTAG:-cp311}; this system's python3 is $PY_VERSION (Raspberry Pi OS Bookworm has 3.11)"
 python3 -c 'import venv' 2>/dev/null || die "python3's venv module is missing (Debian: libpython3.11-stdlib)"
@@ -323,6 +324,8 @@ fi
 say "configuration in $CONF"
 install -d -m 0750 -o root -g "$USER_NAME" "$CONF"
 install -d -m 0700 -o root -g root "$CONF/credentials"
+# systemd makes the state folder (StateDirectory=) itself; this one serves edge-daemon run outside systemd.
+[ -d "$STATE" ] || install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$STATE"
 if [ ! -e "$CONF/config.yaml" ]; then
   [ "$YES" = 1 ] || [ -t 0 ] || [ ${#INIT_ARGS[@]} -gt 0 ] || \
     die "no $CONF/config.yaml yet: give the site options (--site --line --broker ..., --yes) or run on a terminal to be asked"
@@ -351,10 +354,7 @@ say "unit $UNIT_FILE"
 install -d /etc/systemd/system
 cmp -s "$HERE/$UNIT_NAME" "$UNIT_FILE" || CHANGED=1
 install -m 0644 "$HERE/$UNIT_NAME" "$UNIT_FILE"
-if systemd_running; then
-  systemctl daemon-reload
-  systemd-analyze verify "$UNIT_FILE" >/dev/null 2>&1 || { systemd-analyze verify "$UNIT_FILE" >&2 || true; die "systemd-analyze verify rejects $UNIT_FILE"; }
-fi
+if systemd_running; then systemctl daemon-reload; fi
 if [ ! -L "$CLI_LINK" ] && [ ! -e "$CLI_LINK" ]; then
   install -d "$(dirname "$CLI_LINK")"
   ln -s "$PREFIX/current/venv/bin/edge-daemon" "$CLI_LINK"
@@ -370,6 +370,14 @@ if [ "$CONFIG_OK" = 0 ]; then
   fail "installed $VERSION, but $UNIT_NAME is NOT enabled or started: $CONF/config.yaml has the problems above. Fix them (edge-daemon check-config $CONF/config.yaml --credentials-dir $CONF/credentials), then run install.sh again"
 fi
 
+[ -n "$CURRENT" ] || set_link current "$VERSION"  # a first install: nothing runs yet, and verify needs ExecStart
+if systemd_running && command -v systemd-analyze >/dev/null 2>&1; then
+  # --man=no: a missing man page (no man-db on a Lite image) is not a fault of the unit.
+  if ! verify="$(systemd-analyze verify --man=no "$UNIT_FILE" 2>&1)"; then
+    printf '%s\n' "$verify" | sed 's/^/   | /' >&2
+    fail "systemd-analyze verify rejects $UNIT_FILE (above); the service was not changed"
+  fi
+fi
 enable_unit
 if [ "$CHANGED" = 0 ] && [ "$START" = 1 ] && systemd_running && systemctl is-active --quiet "$UNIT_NAME"; then
   say "nothing changed: $VERSION is current and $UNIT_NAME is running (not restarted)"

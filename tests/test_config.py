@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from edge.config import BUNDLED_MODEL, EdgeConfig, load_config, parse_config
-from edge.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = sorted((Path(__file__).parent / "data" / "bad_configs").glob("*.yaml"))
