@@ -23,5 +23,5 @@ bench-quick:     ## the same, fewer repetitions (< 2 min)
 pi-bundle:       ## dist/conveyor-watch-<version>-pi-aarch64.tar: installs on 64-bit Raspberry Pi OS Bookworm with no network
 	scripts/pi-bundle.sh
 
-pi-check:        ## (root, ~15 min) that bundle installed offline in an arm64 Bookworm root under qemu: events, upgrade, rollback, uninstall
+pi-check:        ## (root, ~10 min; +4 min the first time) that bundle installed offline in an arm64 Bookworm root under qemu: events, upgrade, rollback, uninstall
 	scripts/pi-check.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make pi-bundle: one file, dist/conveyor-watch-<version>-pi-aarch64.tar, that installs conveyor-watch
 # on a Raspberry Pi (64-bit Raspberry Pi OS Bookworm) with no network. Runs on any Linux machine
-# with Python 3 and access to PyPI; nothing here needs root or an ARM machine.
+# with Python 3 and access to PyPI; nothing here needs root or an ARM machine. About a minute.
 #
 # The tar holds one folder, conveyor-watch-<version>-pi-aarch64/, with install.sh at its top, the
 # systemd unit, constraints.txt (systemd/bundle-pins.txt: the exact version of every wheel),

@@ -173,6 +173,10 @@ phase2() {
   check "current -> $V2, previous -> $V1" is "$(link current) $(link previous)" "$V2 $V1"
   check "the service is active and runs $V2's files" service_runs "$V2"
   check "the new version reports its version" is "$("$PREFIX/current/venv/bin/edge-daemon" --version)" "edge-daemon $V2"
+  pid="$(systemctl show -p MainPID --value conveyor-watch.service)"
+  run_install "$V2_DIR/install.sh" --offline
+  check "re-running the same bundle exits 0 and says nothing changed" has "$OUT" "nothing changed"
+  check "... and does not restart the running service (same main PID)" is "$(systemctl show -p MainPID --value conveyor-watch.service)" "$pid"
   took "upgrade"
 
   step "phase 2: upgrade to $V3, whose model is refused (exit 3): automatic rollback"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make pi-check: the offline bundle proven on arm64 Debian Bookworm (what 64-bit Raspberry Pi OS is
-# built on), on this x86-64 machine through qemu-user-static. Needs root. Takes about 15 minutes
-# here (the first run adds about 4 minutes to build the root, cached in build/pi-check/root-base).
+# built on), on this x86-64 machine through qemu-user-static. Needs root. Takes about 10 minutes
+# on 2 cores (the first run adds about 4 minutes to build the root, cached in build/pi-check/root-base).
 #
 # 1. scripts/pi-root.sh: the cached arm64 root (Python 3.11, apt's numpy 1.24.2, arm64 Mosquitto).
 # 2. Three bundles: make pi-bundle's dist/ bundle (v1), <version>+pc2 (v2), and <version>+pc3bad

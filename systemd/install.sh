@@ -72,6 +72,11 @@ case "$RUNTIME" in ""|litert|tflite) ;; *) die "--runtime must be litert or tfli
 case "$READY_TIMEOUT" in ''|*[!0-9]*) die "--ready-timeout must be a whole number of seconds, got '$READY_TIMEOUT'" ;; esac
 [ "$PURGE" = 0 ] || [ "$MODE" = uninstall ] || die "--purge goes with --uninstall"
 [ "$(id -u)" = 0 ] || die "run as root: sudo $0 $MODE"
+if [ "$MODE" != status ]; then
+  mkdir -p /run/lock
+  exec 9>/run/lock/conveyor-watch-install.lock
+  flock -n 9 || die "another install.sh is running"
+fi
 
 # --- systemd -------------------------------------------------------------------------------------
 systemd_running() { [ -d /run/systemd/system ]; }  # sd_booted(): what systemctl itself checks
@@ -94,6 +99,15 @@ describe_failure() {
     3) note "exit status 3: the model was refused (the unit does not retry it)" ;;
   esac
   journalctl -u "$UNIT_NAME" -n 8 --no-pager -o cat 2>/dev/null | sed 's/^/   | /' || true
+}
+
+use_unit() {  # use_unit VERSION: the unit file that version was installed with (rolled back with it)
+  local unit="$PREFIX/$1/$UNIT_NAME"
+  [ -f "$unit" ] || unit="$HERE/$UNIT_NAME"
+  cmp -s "$unit" "$UNIT_FILE" && return 0
+  install -d "$(dirname "$UNIT_FILE")"
+  install -m 0644 "$unit" "$UNIT_FILE"
+  if systemd_running; then systemctl daemon-reload; fi
 }
 
 enable_unit() {
@@ -126,6 +140,7 @@ installed() { [ -n "$1" ] && [ -f "$PREFIX/$1/.installed" ]; }
 activate() {
   local new="$1" old="$2" old_previous
   old_previous="$(link_target previous)"
+  use_unit "$new"
   set_link current "$new"
   if [ -n "$old" ] && [ "$old" != "$new" ]; then set_link previous "$old"; fi
   if ! systemd_running; then
@@ -142,12 +157,17 @@ activate() {
     note "READY: $(unit_state StatusText)"
     return 0
   fi
-  echo "install.sh: $new did not report READY within ${READY_TIMEOUT} s" >&2
+  if [ "$(unit_state ActiveState)" = failed ]; then
+    echo "install.sh: $new failed before reporting READY" >&2
+  else
+    echo "install.sh: $new did not report READY within ${READY_TIMEOUT} s" >&2
+  fi
   describe_failure >&2
   if [ -z "$old" ] || [ "$old" = "$new" ] || ! installed "$old"; then
     fail "the service is not running; fix the cause above (journalctl -u conveyor-watch), then: sudo systemctl restart conveyor-watch"
   fi
   say "rolling back to $old"
+  use_unit "$old"
   set_link current "$old"
   if [ -n "$old_previous" ] && [ "$old_previous" != "$old" ]; then set_link previous "$old_previous"; else rm -f "$PREFIX/previous"; fi
   if restart_and_wait "$READY_TIMEOUT"; then
@@ -218,10 +238,6 @@ bundle_value() { sed -n "s/^$1=//p" "$HERE/BUNDLE" | head -n 1; }
 VERSION="$(bundle_value version)" PLATFORM="$(bundle_value platform)" PYTAG="$(bundle_value python)"
 if [ -z "$VERSION" ] || [ -z "$PLATFORM" ]; then die "$HERE/BUNDLE is incomplete (needs version= and platform=)"; fi
 case "$VERSION" in */*|.*) die "bad version '$VERSION' in $HERE/BUNDLE" ;; esac
-
-mkdir -p /run/lock
-exec 9>/run/lock/conveyor-watch-install.lock
-flock -n 9 || die "another install.sh is running"
 
 say "checking the bundle (SHA256SUMS)"
 if ! (cd "$HERE" && sha256sum --check --quiet --strict SHA256SUMS >/dev/null 2>&1); then
@@ -350,33 +366,31 @@ if ! problems="$("$TARGET/venv/bin/edge-daemon" check-config "$CONF/config.yaml"
 fi
 
 # --- the unit and the switch -----------------------------------------------------------------------
-say "unit $UNIT_FILE"
-install -d /etc/systemd/system
-cmp -s "$HERE/$UNIT_NAME" "$UNIT_FILE" || CHANGED=1
-install -m 0644 "$HERE/$UNIT_NAME" "$UNIT_FILE"
-if systemd_running; then systemctl daemon-reload; fi
-if [ ! -L "$CLI_LINK" ] && [ ! -e "$CLI_LINK" ]; then
-  install -d "$(dirname "$CLI_LINK")"
-  ln -s "$PREFIX/current/venv/bin/edge-daemon" "$CLI_LINK"
-fi
-
 if [ "$CONFIG_OK" = 0 ]; then
   if [ -n "$CURRENT" ] && [ "$CURRENT" != "$VERSION" ]; then
     fail "$VERSION is installed beside $CURRENT but not switched: $VERSION refuses $CONF/config.yaml (above). Fix it and run install.sh again; $CURRENT keeps running"
   fi
+  use_unit "$VERSION"
   set_link current "$VERSION"
   if systemd_running && systemctl is-active --quiet "$UNIT_NAME"; then systemctl stop "$UNIT_NAME"; fi
   disable_unit
   fail "installed $VERSION, but $UNIT_NAME is NOT enabled or started: $CONF/config.yaml has the problems above. Fix them (edge-daemon check-config $CONF/config.yaml --credentials-dir $CONF/credentials), then run install.sh again"
 fi
 
+say "unit $UNIT_FILE"
 [ -n "$CURRENT" ] || set_link current "$VERSION"  # a first install: nothing runs yet, and verify needs ExecStart
 if systemd_running && command -v systemd-analyze >/dev/null 2>&1; then
   # --man=no: a missing man page (no man-db on a Lite image) is not a fault of the unit.
-  if ! verify="$(systemd-analyze verify --man=no "$UNIT_FILE" 2>&1)"; then
+  if ! verify="$(systemd-analyze verify --man=no "$TARGET/$UNIT_NAME" 2>&1)"; then
     printf '%s\n' "$verify" | sed 's/^/   | /' >&2
-    fail "systemd-analyze verify rejects $UNIT_FILE (above); the service was not changed"
+    fail "systemd-analyze verify rejects $UNIT_NAME of $VERSION (above); the service was not changed"
   fi
+fi
+cmp -s "$TARGET/$UNIT_NAME" "$UNIT_FILE" || CHANGED=1
+[ -f "$UNIT_FILE" ] || use_unit "$VERSION"
+if [ ! -L "$CLI_LINK" ] && [ ! -e "$CLI_LINK" ]; then
+  install -d "$(dirname "$CLI_LINK")"
+  ln -s "$PREFIX/current/venv/bin/edge-daemon" "$CLI_LINK"
 fi
 enable_unit
 if [ "$CHANGED" = 0 ] && [ "$START" = 1 ] && systemd_running && systemctl is-active --quiet "$UNIT_NAME"; then

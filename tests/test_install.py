@@ -4,7 +4,7 @@ The bundle is built for real (scripts/pi-bundle.sh: PyPI through pip's cache) an
 file; install.sh runs from it as root inside a user namespace whose root is `nobody` outside, so
 it gets past its root check but could not change this machine. Installing, upgrading, the
 automatic rollback, --rollback, --uninstall and --purge, with and without systemd, run in an arm64
-Bookworm root under qemu: `sudo make pi-check` (about 15 minutes), kept out of `make test`.
+Bookworm root under qemu: `sudo make pi-check` (about 10 minutes), kept out of `make test`.
 """
 
 from __future__ import annotations

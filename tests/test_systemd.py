@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -91,13 +92,15 @@ def test_shell_scripts_are_shellcheck_clean() -> None:
 
 
 def test_install_script_refuses_bad_options_before_changing_anything() -> None:
-    """An unknown option or a bad value is a one-line error with exit 2; --help prints the usage."""
+    """An unknown option or a bad value is a one-line error with exit 2; --help prints the usage. (Run as
+    `nobody`: options are checked before the root check, and nobody could not change this machine anyway.)"""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.getuid() == 0 else []
     for args, message in ((["--runtime", "onnx"], "--runtime must be litert or tflite, got 'onnx'"),
                           (["--frobnicate"], "unknown option --frobnicate"),
                           (["--ready-timeout", "soon"], "--ready-timeout must be a whole number"),
                           (["--purge"], "--purge goes with --uninstall"),
                           (["--site"], "--site needs a value")):
-        result = subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*nobody, "bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30, cwd="/")
         assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
-    usage = subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True, timeout=30)
+    usage = subprocess.run([*nobody, "bash", str(INSTALL), "--help"], capture_output=True, text=True, timeout=30, cwd="/")
     assert usage.returncode == 0 and "--rollback" in usage.stdout and "--uninstall [--purge]" in usage.stdout
