@@ -92,7 +92,6 @@ class Picamera2Source(Section):
     type: Literal["picamera2"]
     camera: Annotated[int, Field(ge=0, le=8)] = 0
     size: Annotated[list[Annotated[int, Field(ge=16, le=4608)]], Field(min_length=2, max_length=2)] = Field(default_factory=lambda: [320, 240])
-    stream: Literal["main", "lores"] = "main"
     fps: Annotated[float, Field(gt=0.0, le=120.0)] = 15.0
     exposure_us: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     analogue_gain: Annotated[float, Field(ge=1.0, le=64.0)] | None = None
