@@ -81,11 +81,12 @@ def will_bd_seq(s: SparkplugSession) -> int:
 
 
 def test_bd_seq_counts_every_connect_wraps_after_255_and_continues_after_a_restart(tmp_path: Path) -> None:
-    """Each CONNECT's will gets the next bdSeq; the one a session was born with is saved, and a new process
-    goes on from it (failed connection attempts are not written to flash)."""
+    """Each CONNECT's will gets the next bdSeq; the one the broker accepted is saved, and a new process goes on
+    from it (failed connection attempts are not written to flash)."""
     first = session(tmp_path)
     assert [will_bd_seq(first) for _ in range(3)] == [0, 1, 2]
     assert not (tmp_path / "bdseq").exists()
+    first.connected()  # the broker accepted the third CONNECT
     births = first.births()
     assert decode(payload(births[0].payload)).metrics[0][:2] == ("bdSeq", Node.BD_SEQ.alias)
     assert decode(payload(births[0].payload)).metrics[0][3] == 2 == BdSeqFile(tmp_path / "bdseq").confirmed

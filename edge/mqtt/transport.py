@@ -79,6 +79,9 @@ class Session(Protocol):
     def will(self) -> Message:
         """The last will for the next CONNECT (asked again before every connection attempt)."""
 
+    def connected(self) -> None:
+        """The broker accepted the CONNECT carrying the last :meth:`will` (it will publish that will if we die)."""
+
     def ready(self) -> bool:
         """May the session's births, passing messages and events flow now? Asked until it says yes."""
 
@@ -100,6 +103,9 @@ class PlainSession:
 
     def will(self) -> Message:
         return self._will
+
+    def connected(self) -> None:
+        pass
 
     def ready(self) -> bool:
         return True
@@ -332,7 +338,7 @@ class MqttTransport:
                 log.exception("could not store %d event(s)", len(events))
                 return
             for row in stored:
-                log.info("event #%d stored", row.seq)
+                log.info("event #%d stored (%s)", row.seq, self.settings.client_id)
 
     # --- the transport thread: connection --------------------------------------------------------
 
@@ -421,6 +427,7 @@ class MqttTransport:
         if self._last_logged is not None and self._last_logged.startswith("cannot connect"):
             self._last_logged = None
         assert self._client is not None
+        self.session.connected()
         for topic in self._subscriptions:
             self._client.subscribe(topic, qos=1)
 

@@ -2,7 +2,8 @@
 
 Everything here runs on the Sparkplug transport's thread, in the order messages go on the wire:
 
-* ``will()`` before every CONNECT: the NDEATH with the next ``bdSeq`` (0..255, wrapping).
+* ``will()`` before every CONNECT: the NDEATH with the next ``bdSeq`` (0..255, wrapping);
+  ``connected()`` saves it once the broker accepted it (a restart goes on from there).
 * ``births()`` once the session may flow (at once, or when the primary host is online) and on every
   rebirth request: the NBIRTH (``seq`` 0, the same ``bdSeq`` as the will) and a DBIRTH per live ROI.
 * ``render()`` for each stored data message: aliases only, the next ``seq``, and ``is_historical``
@@ -36,8 +37,8 @@ def data_record(device: str | None, values: Sequence[tuple[str, Value]], timesta
 
 
 class BdSeqFile:
-    """The last ``bdSeq`` a session was born with, so a restart goes on counting (one tiny write per
-    established connection, none per failed attempt)."""
+    """The ``bdSeq`` of the last connection the broker accepted, so a restart goes on counting (one tiny
+    write per established connection, none per failed attempt)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -96,11 +97,13 @@ class SparkplugSession:
         self.bd_seq, self._next_bd_seq = self._next_bd_seq, (self._next_bd_seq + 1) % 256
         return Message(self.topics.node("NDEATH"), encode_ndeath(Node.BD_SEQ, self.bd_seq, self._clock_ms()))
 
+    def connected(self) -> None:
+        self._bd_seq_file.confirm(self.bd_seq)
+
     def ready(self) -> bool:
         return self.host is None or self.host.online
 
     def births(self) -> list[Message]:
-        self._bd_seq_file.confirm(self.bd_seq)
         view, now = self._view(), self._clock_ms()
         self._seq = 0
         self.births_sent += 1
