@@ -277,7 +277,7 @@ class MqttTransport:
         self._put(_Rebirth())
 
     def restart_session(self, reason: str) -> None:
-        """Say the session's farewell, disconnect, and connect again at once (a new will, new births)."""
+        """Say the session's farewell, disconnect, and connect again soon (a new will, new births)."""
         self._put(_RestartSession(reason))
 
     def status(self) -> TransportStatus:
@@ -441,7 +441,9 @@ class MqttTransport:
         self._dirty = set(self._retained)
 
     def _restart(self, reason: str) -> None:
-        """Farewell, a clean DISCONNECT, and a new connection straight away (no backoff: nothing failed)."""
+        """Farewell, a clean DISCONNECT, and a new connection after the shortest reconnect delay (no backoff:
+        nothing failed; the pause lets the broker see the DISCONNECT before the same client id connects again,
+        which it could otherwise take for a session takeover and answer with the old will)."""
         client = self._client
         if client is None or not self._session_up:
             return
@@ -456,7 +458,7 @@ class MqttTransport:
         self._session_up = self._ready = self.ready = self.connected = False
         self._inflight.clear()
         self._outgoing.clear()
-        self._next_attempt = self._clock()
+        self._next_attempt = self._clock() + self.settings.reconnect_min_s
 
     # --- paho callbacks: record facts, never raise -------------------------------------------------
 

@@ -38,12 +38,12 @@ class Node:
 
     BD_SEQ = MetricSpec("bdSeq", 1, DataType.INT64)
     REBIRTH = MetricSpec("Node Control/Rebirth", 2, DataType.BOOLEAN)  # a host writes true to ask for births
-    STATUS = MetricSpec("Node Info/Status", 3, DataType.STRING)  # worst level over every ROI
-    HEALTH = MetricSpec("Node Info/Camera Health", 4, DataType.STRING)
-    MODEL = MetricSpec("Node Info/Model SHA256", 5, DataType.STRING)
-    RUNTIME = MetricSpec("Node Info/Runtime", 6, DataType.STRING)
-    FPS = MetricSpec("Node Info/FPS", 7, DataType.FLOAT)
-    CLOCK_SYNCED = MetricSpec("Node Info/Clock Synced", 8, DataType.BOOLEAN)
+    STATUS = MetricSpec("Status", 3, DataType.STRING)  # worst level over every ROI
+    HEALTH = MetricSpec("Camera Health", 4, DataType.STRING)
+    MODEL = MetricSpec("Model SHA256", 5, DataType.STRING)
+    RUNTIME = MetricSpec("Runtime", 6, DataType.STRING)
+    FPS = MetricSpec("FPS", 7, DataType.FLOAT)
+    CLOCK_SYNCED = MetricSpec("Clock Synced", 8, DataType.BOOLEAN)
     VERSION = MetricSpec("Properties/Software Version", 9, DataType.STRING)
     SITE = MetricSpec("Properties/Site", 10, DataType.STRING)
     LINE = MetricSpec("Properties/Line", 11, DataType.STRING)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.clock import clock_synced
 from edge.config import EdgeConfig
 from edge.events import AlarmChanged, Change, HealthChanged, LevelChanged, TelemetrySnapshot
 from edge.mqtt import MqttSettings, MqttTransport
@@ -270,6 +271,6 @@ def build_sparkplug_publisher(config: EdgeConfig, plain: MqttSettings, state_dir
                                    qos=0)
     outbox = Outbox(Path(sp.outbox_path) if sp.outbox_path else state_dir / "sparkplug-outbox.sqlite", config.outbox.max_messages)
     view = NodeView(status="unknown", health="ok", model_sha256=model_sha256, runtime=runtime, version=__version__,
-                    site=config.device.site, line=config.device.line)
+                    site=config.device.site, line=config.device.line, clock_synced=clock_synced())
     return SparkplugPublisher(options, view, [roi.name for roi in config.rois], settings, outbox,
                               BdSeqFile(state_dir / "sparkplug-bdseq"))

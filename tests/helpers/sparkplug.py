@@ -17,12 +17,15 @@ HOST_SCRIPT = Path(__file__).resolve().parent / "spb_host.py"
 class SparkplugHost:
     """A pysparkplug host application in its own process; every message it decodes is one dict."""
 
-    def __init__(self, port: int, group: str, out: Path, host_id: str | None = None) -> None:
+    def __init__(self, port: int, group: str, out: Path, host_id: str | None = None, username: str | None = None,
+                 password: str | None = None) -> None:
         assert SPB_PYTHON.exists(), "run scripts/setup-env.sh spb (make test does)"
         self.out = out
         args = [str(SPB_PYTHON), str(HOST_SCRIPT), "--port", str(port), "--group", group, "--out", str(out)]
         if host_id:
             args += ["--host-id", host_id]
+        if username:
+            args += ["--username", username, "--password", password or ""]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, text=True)
         self.wait_for(lambda ms: any(m.get("event") == "connected" for m in ms), 15, "the host connected")
 

@@ -13,6 +13,7 @@ as that primary host: STATE online (retained, will offline) when it connects.
 Commands on standard input, one per line:
     rebirth NODE              NCMD Node Control/Rebirth = true
     ack NODE ROI OPERATOR     DCMD Alarm/Acknowledge = OPERATOR
+    snapshot NODE ROI         DCMD Device Control/Snapshot = true
     offline                   publish STATE online=false (like a host that is going away) and disconnect
     online                    connect again: STATE online=true with a new timestamp
     quit
@@ -57,11 +58,13 @@ class Host:
             self.out.write(json.dumps(entry) + "\n")
 
     def connect(self) -> None:
-        client = mqtt.Client(client_id=f"spb-host-{self.args.host_id or 'observer'}", clean_session=True)
+        client = mqtt.Client(client_id=f"spb-host-{self.args.host_id or 'observer'}-{time.monotonic_ns()}", clean_session=True)
         if self.args.host_id:
             self.state_timestamp = max(int(time.time() * 1000), self.state_timestamp + 1)
             will = json.dumps({"online": False, "timestamp": self.state_timestamp})
             client.will_set(f"spBv1.0/STATE/{self.args.host_id}", will, qos=1, retain=True)
+        if self.args.username:
+            client.username_pw_set(self.args.username, self.args.password)
         client.on_connect = self.on_connect
         client.on_message = self.on_message
         client.connect(self.args.broker, self.args.port, keepalive=30)
@@ -69,6 +72,9 @@ class Host:
         self.client = client
 
     def on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: int) -> None:
+        if rc != 0:
+            self.record({"event": "refused", "rc": rc})
+            return
         client.subscribe("spBv1.0/#", qos=1)
         if self.args.host_id:
             client.publish(f"spBv1.0/STATE/{self.args.host_id}",
@@ -124,6 +130,10 @@ class Host:
             payload = spb.DCmd(timestamp=now, metrics=(spb.Metric(timestamp=now, name="Alarm/Acknowledge",
                                                                   datatype=spb.DataType.STRING, value=" ".join(words[3:])),))
             self.client.publish(f"spBv1.0/{self.args.group}/DCMD/{words[1]}/{words[2]}", payload.encode(include_dtypes=True), qos=0)
+        elif words[:1] == ["snapshot"]:
+            payload = spb.DCmd(timestamp=now, metrics=(spb.Metric(timestamp=now, name="Device Control/Snapshot",
+                                                                  datatype=spb.DataType.BOOLEAN, value=True),))
+            self.client.publish(f"spBv1.0/{self.args.group}/DCMD/{words[1]}/{words[2]}", payload.encode(include_dtypes=True), qos=0)
         elif words[:1] == ["offline"]:
             info = self.client.publish(f"spBv1.0/STATE/{self.args.host_id}",
                                        json.dumps({"online": False, "timestamp": int(time.time() * 1000)}), qos=1, retain=True)
@@ -143,6 +153,8 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--host-id")
+    parser.add_argument("--username")
+    parser.add_argument("--password")
     args = parser.parse_args()
     host = Host(args)
     host.connect()
