@@ -143,7 +143,7 @@ class Belt:
         self.seq += 1
         rng = np.random.default_rng(self.seq)
         pixels = np.clip(rng.normal(value, 30, (64, 80, 3)), 0, 255).astype(np.uint8)
-        return Frame(pixels, self.seq, time.monotonic(), 1000.0 + self.seq)
+        return Frame(pixels, self.seq, 100.0 + self.seq * 0.05, 1000.0 + self.seq)  # stamped at 20 fps: no timing luck
 
     def close(self) -> None:
         pass
