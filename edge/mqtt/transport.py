@@ -3,7 +3,8 @@
 Three kinds of message, handed over from any thread without waiting:
 
 * **events** (:meth:`send_event`): stored durably by this thread (one fsync per batch, never in
-  the frame loop), then published at QoS 1 and deleted after the broker's PUBACK. After a
+  the frame loop), then published at QoS 1 and deleted after the broker's PUBACK (at QoS 0, which
+  Sparkplug requires, once written to the socket: there is no acknowledgement to wait for). After a
   (re)connect, events stored while this connection was up go first; the backlog drains with the
   room left, marked ``replayed``.
 * **retained state** (:meth:`retain`): the last payload per topic, republished after every
@@ -12,12 +13,9 @@ Three kinds of message, handed over from any thread without waiting:
 * **passing messages** (:meth:`send`): telemetry and command replies; sent while connected,
   counted and dropped otherwise. Never stored.
 
-What rides on a connection is a :class:`Session`: its last will (asked before every CONNECT), the
-first messages of every session (Sparkplug B's NBIRTH/DBIRTHs; none for the plain topics, whose
-retained state is republished anyway), whether messages may flow yet (a Sparkplug edge node waits
-for its primary host), how a stored event looks on the wire (``replayed`` flag, Sparkplug's
-``seq`` and ``is_historical``), and its goodbye. :class:`PlainSession` is the default: a retained
-will on the status topic, the ``replayed`` flag appended to stored JSON.
+What rides on a connection is a :class:`edge.mqtt.session.Session` (will, births, whether to flow
+yet, how stored events look on the wire, goodbye); :class:`edge.mqtt.session.PlainSession` is the
+default: a retained will on the status topic, the ``replayed`` flag appended to stored JSON.
 
 Payloads are text or bytes; a payload may also be a function, called on this thread at the moment
 of sending (so a per-message counter such as Sparkplug's ``seq`` follows the order on the wire).
@@ -41,84 +39,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.messages import with_replayed
 from edge.mqtt.backoff import Backoff
 from edge.mqtt.inflight import InFlight
-from edge.outbox import BodyBuilder, Outbox, StoredEvent
+from edge.mqtt.session import Message, Payload, PayloadSource, PlainSession, Session
+from edge.outbox import BodyBuilder, Outbox
 
 log = logging.getLogger(__name__)
 WINDOW = 64  # events in flight at once: bounds paho's memory during a long replay
 LIVE_RESERVE = 8  # of those, kept free for new events while a backlog drains
 MAX_UNTRACKED = 256  # other messages in flight (retained, telemetry, replies) before new ones are dropped
 SHUTDOWN_FLUSH_S = 3.0
-
-Payload = str | bytes
-# A payload, or a function that makes it on the transport's thread when the message is sent.
-PayloadSource = Payload | Callable[[], Payload]
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message a session asks the transport to publish."""
-
-    topic: str
-    payload: Payload
-    retain: bool = False
-
-
-class Session(Protocol):
-    """What rides on top of one MQTT connection. Called on the transport's thread only, never blocking."""
-
-    def will(self) -> Message:
-        """The last will for the next CONNECT (asked again before every connection attempt)."""
-
-    def connected(self) -> None:
-        """The broker accepted the CONNECT carrying the last :meth:`will` (it will publish that will if we die)."""
-
-    def ready(self) -> bool:
-        """May the session's births, passing messages and events flow now? Asked until it says yes."""
-
-    def births(self) -> list[Message]:
-        """The first messages once the session is ready, and again on :meth:`MqttTransport.rebirth`."""
-
-    def render(self, event: StoredEvent, replayed: bool) -> Payload:
-        """A stored event as published; ``replayed`` = stored before this session became ready."""
-
-    def farewell(self) -> list[Message]:
-        """Published before a deliberate disconnect (stop, :meth:`MqttTransport.restart_session`)."""
-
-
-class PlainSession:
-    """The plain JSON topics: a retained will, no births, the ``replayed`` flag added to stored JSON."""
-
-    def __init__(self, will_topic: str, will_payload: Payload) -> None:
-        self._will = Message(will_topic, will_payload, retain=True)
-
-    def will(self) -> Message:
-        return self._will
-
-    def connected(self) -> None:
-        pass
-
-    def ready(self) -> bool:
-        return True
-
-    def births(self) -> list[Message]:
-        return []
-
-    def render(self, event: StoredEvent, replayed: bool) -> Payload:
-        return with_replayed(event.body, replayed)
-
-    def farewell(self) -> list[Message]:
-        return [self._will]
-
 
 @dataclass(frozen=True)
 class MqttSettings:

@@ -1,4 +1,4 @@
-"""SparkplugSession: what rides on the Sparkplug connection (an :class:`edge.mqtt.transport.Session`).
+"""SparkplugSession: what rides on the Sparkplug connection (an :class:`edge.mqtt.Session`).
 
 Everything here runs on the Sparkplug transport's thread, in the order messages go on the wire:
 
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edge.mqtt.transport import Message, Payload
+from edge.mqtt.session import Message, Payload
 from edge.outbox import StoredEvent
 from edge.sparkplug.host import PrimaryHost
 from edge.sparkplug.metrics import Catalogue, Node, NodeView, SparkplugTopics, device_readings, node_readings
