@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edge import clock
+from edge.alarms import AcknowledgeRefused, Alarm, condition_of
+from edge.alarms.store import AlarmStore
 from edge.config import EdgeConfig
 from edge.errors import SourceError
-from edge.events import HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.events import AlarmChanged, HealthChanged, LevelChanged, TelemetrySnapshot
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
 from edge.service.notify import Notifier
@@ -53,6 +55,7 @@ class DaemonParts:
     wall_clock: Callable[[], float] = time.time
     clock_synced: Callable[[], bool] = clock.clock_synced
     observers: list[FrameObserver] = field(default_factory=list)
+    alarm_store: AlarmStore | None = None  # None: alarms kept in memory only (tests)
 
 
 class Daemon:
@@ -65,7 +68,9 @@ class Daemon:
         self.stop = stop or threading.Event()
         self._clock = clock
         self.pipeline = Pipeline(self.config, parts.classifier)
-        self.state = DeviceState.starting([roi.name for roi in self.config.rois])
+        rois = [roi.name for roi in self.config.rois]
+        restored = parts.alarm_store.load() if parts.alarm_store is not None else {}
+        self.state = DeviceState.starting(rois, {roi: alarm for roi, alarm in restored.items() if roi in rois})
         self._judged_once: set[str] = set()  # ROIs whose first judged level has been published
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
@@ -105,10 +110,11 @@ class Daemon:
                        frame_wall: float, smoothed: dict[str, float]) -> None:
         """Replace the device state; report each change as an event, then the new retained view."""
         old = self.state
-        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels))
+        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels), old.alarms)
         if new == old:
             return
         wall, synced, publisher = self.parts.wall_clock(), self.parts.clock_synced(), self.parts.publisher
+        alarms = {roi: old.alarm(roi).condition(condition_of(level), wall) for roi, level in new.levels if level != old.level(roi)}
         if new.health != old.health:
             reason = health_reason or "frames are good again"
             publisher.changed(HealthChanged(new.health, old.health, reason, frame_seq, wall, synced, self.model_sha256))
@@ -130,8 +136,40 @@ class Daemon:
             publisher.changed(LevelChanged(roi, level, previous, probability, reason, frame_seq, frame_wall, wall, synced,
                                            self.model_sha256))
             log.info("level %s -> %s on %s (p=%.2f, frame %d): %s", previous, level, roi, probability, frame_seq, reason)
-        self.state = new
-        publisher.state_changed(new)
+        changed_alarms = {roi: alarm for roi, alarm in alarms.items() if alarm != old.alarm(roi)}
+        for roi, alarm in changed_alarms.items():
+            self._alarm_changed(roi, alarm, old.alarm(roi), f"level {new.level(roi)}", new.level(roi), wall, synced)
+        self.state = new.with_alarms(changed_alarms)
+        if changed_alarms:
+            self._save_alarms()
+        publisher.state_changed(self.state)
+
+    # --- alarms --------------------------------------------------------------------------------------
+
+    def _alarm_changed(self, roi: str, alarm: Alarm, previous: Alarm, reason: str, level: Level, wall: float,
+                       synced: bool) -> None:
+        self.parts.publisher.changed(AlarmChanged(roi, alarm, previous.state, reason, level, wall, synced, self.model_sha256))
+        (log.warning if alarm.state.unacknowledged else log.info)("alarm on %s: %s -> %s (%s)", roi, previous.state,
+                                                                  alarm.state, reason)
+
+    def _save_alarms(self) -> None:
+        if self.parts.alarm_store is not None:
+            self.parts.alarm_store.save(dict(self.state.alarms))
+
+    def acknowledge(self, roi: str, by: str) -> Alarm:
+        """An operator acknowledged ``roi``'s alarm. In the frame loop only (use :meth:`call_soon`);
+        raises :class:`edge.alarms.AcknowledgeRefused` when there is nothing to acknowledge."""
+        rois = [name for name, _ in self.state.levels]
+        if roi not in rois:
+            raise AcknowledgeRefused(f"unknown roi {roi!r}; rois: {', '.join(rois)}")
+        previous = self.state.alarm(roi)
+        wall = self.parts.wall_clock()
+        alarm = previous.acknowledge(by, wall)
+        self._alarm_changed(roi, alarm, previous, f"acknowledged by {by}", self.state.level(roi), wall, self.parts.clock_synced())
+        self.state = self.state.with_alarms({roi: alarm})
+        self._save_alarms()
+        self.parts.publisher.state_changed(self.state)
+        return alarm
 
     def _publish_frame(self, frame: Frame, result: FrameResult) -> None:
         usable = result.health == Health.OK
@@ -279,4 +317,6 @@ class Daemon:
             log.warning("closing the source failed: %s", exc)
         self._cancel_calls()
         self.parts.publisher.close()
+        if self.parts.alarm_store is not None:
+            self.parts.alarm_store.close()
         return 0

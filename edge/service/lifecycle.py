@@ -7,22 +7,28 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
 
-from edge.commands import CommandRouter
+from edge.alarms import Alarm
+from edge.alarms.store import AlarmStore
+from edge.commands import CommandRouter, register_device_commands
 from edge.config import EdgeConfig
-from edge.daemon import Daemon, DaemonParts
+from edge.daemon import Daemon, DaemonParts, FrameObserver
 from edge.inference import load_runtime
 from edge.messages import OFFLINE, DeviceIdentity, Topics
 from edge.model_choice import choose_classifier
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
+from edge.publishing import Publisher, Publishers
 from edge.publishing.plain import PlainJsonPublisher
 from edge.secrets import Secrets, load_secrets
 from edge.service.notify import Notifier
+from edge.snapshots import SnapshotTaker
 from edge.sources import open_source
+from edge.sparkplug.publisher import build_sparkplug_publisher
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +69,35 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     classifier = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois),
                                    config.model.form).classifier
     topics = Topics(config.topic_prefix)
-    transport = MqttTransport(mqtt_settings(config, secrets, topics), Outbox(outbox_path(config), config.outbox.max_messages))
+    settings = mqtt_settings(config, secrets, topics)
+    transport = MqttTransport(settings, Outbox(outbox_path(config), config.outbox.max_messages))
     identity = DeviceIdentity(config.device.site, config.device.line, config.device.name)
-    publisher = PlainJsonPublisher(identity, topics, transport, CommandRouter() if config.mqtt.commands else None)
-    parts = DaemonParts(config, classifier, open_source(config.source), publisher, Notifier())
-    return Daemon(parts, stop)
+    router = CommandRouter() if config.mqtt.commands else None
+    plain = PlainJsonPublisher(identity, topics, transport, router)
+    snapshots = SnapshotTaker({roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in config.rois})
+    snapshots.add_sink(plain.publish_snapshot)
+    publishers: list[Publisher] = [plain]
+    observers: list[FrameObserver] = [snapshots]
+    rebirths = {"plain": plain.republish}
+    sparkplug = None
+    if config.sparkplug.enabled:
+        sparkplug = build_sparkplug_publisher(config, settings, state_dir(config), str(classifier.card.tflite_sha256),
+                                              f"{classifier.runtime.name} {classifier.runtime.version}")
+        publishers.append(sparkplug)
+        observers.append(sparkplug)
+        rebirths["sparkplug"] = sparkplug.transport.rebirth
+    parts = DaemonParts(config, classifier, open_source(config.source), Publishers(publishers) if sparkplug else plain, Notifier(),
+                        observers=observers, alarm_store=AlarmStore(state_dir(config) / "alarms.json"))
+    daemon = Daemon(parts, stop)
+
+    def acknowledge(roi: str, by: str) -> Future[Alarm]:
+        return daemon.call_soon(lambda: daemon.acknowledge(roi, by))
+
+    if router is not None:
+        register_device_commands(router, acknowledge=acknowledge, take_snapshot=snapshots.take, snapshot_topic=topics.snapshot,
+                                 rebirths=rebirths)
+    if sparkplug is not None:
+        spb = sparkplug
+        spb.acknowledge, spb.take_snapshot = acknowledge, snapshots.take
+        snapshots.add_sink(lambda snapshot: spb.snapshot_taken(snapshot, topics.snapshot(snapshot.snapshot_id)))
+    return daemon
