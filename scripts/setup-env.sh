@@ -65,12 +65,12 @@ if [ "$what" = tflite ] || [ "$what" = all ]; then
 fi
 if [ "$what" = spb ] || [ "$what" = all ]; then
   # Small on purpose: three packages. Pinned: pysparkplug 0.6.1 needs paho-mqtt < 2.
-  spb_pins="pysparkplug==0.6.1 paho-mqtt==1.6.1"
-  if [ ! -x .venv-spb/bin/python ] || [ "$(cat .venv-spb/.conveyor-stamp 2>/dev/null)" != "$spb_pins" ]; then
+  spb_pins=(pysparkplug==0.6.1 paho-mqtt==1.6.1)
+  if [ ! -x .venv-spb/bin/python ] || [ "$(cat .venv-spb/.conveyor-stamp 2>/dev/null)" != "${spb_pins[*]}" ]; then
     echo "setup: preparing .venv-spb (independent Sparkplug host for the tests)" >&2
     [ -x .venv-spb/bin/python ] || "$PY" -m venv .venv-spb
-    .venv-spb/bin/python -m pip install -q --disable-pip-version-check $spb_pins
-    echo "$spb_pins" > .venv-spb/.conveyor-stamp
+    .venv-spb/bin/python -m pip install -q --disable-pip-version-check "${spb_pins[@]}"
+    echo "${spb_pins[*]}" > .venv-spb/.conveyor-stamp
   fi
 fi
 if [ "$what" = js ] || [ "$what" = all ]; then
