@@ -1,5 +1,5 @@
-# The two commands the README starts with, plus the model and benchmark targets.
-.PHONY: demo test model bench bench-quick soak
+# The two commands the README starts with, plus the model, benchmark, soak and Raspberry Pi targets.
+.PHONY: demo test model bench bench-quick soak pi-bundle pi-check
 
 demo:            ## the product on this machine: broker + daemon + bundled model + simulated camera
 	scripts/setup-env.sh edge
@@ -23,3 +23,9 @@ bench-quick:     ## the same, fewer repetitions (< 2 min)
 soak:            ## chaos for longer: 200 rounds of SIGKILL to daemon and broker, every event once (~12 min)
 	scripts/setup-env.sh main
 	CHAOS_ROUNDS=$${CHAOS_ROUNDS:-200} .venv/bin/python -m pytest tests/test_chaos.py --timeout 3600 -q
+
+pi-bundle:       ## dist/conveyor-watch-<version>-pi-aarch64.tar: installs on 64-bit Raspberry Pi OS Bookworm with no network
+	scripts/pi-bundle.sh
+
+pi-check:        ## (root, ~10 min; +4 min the first time) that bundle installed offline in an arm64 Bookworm root under qemu: events, upgrade, rollback, uninstall
+	scripts/pi-check.sh

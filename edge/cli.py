@@ -2,7 +2,8 @@
 
 Commands:
   run --config FILE     run the service (what systemd starts)
-  check-config FILE     validate a config and print the effective settings
+  init                  write a first config for this site, line, device, broker and camera
+  check-config FILE     validate a config (and, with --credentials-dir, its credentials) and print it
   demo                  the whole product on this machine: broker, daemon, simulated camera, subscriber, console
   capture --config FILE capture frames for this line's dataset (or --export the labelled ones for training)
   console-user FILE NAME  add or change a console user (the password is read from the terminal or stdin)
@@ -43,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file and print the effective config")
     p.add_argument("config", type=Path, help="YAML config file")
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    p.add_argument("--credentials-dir", type=Path, help="read systemd credentials from this folder (what LoadCredential= reads)")
+    from edge.init_config import add_arguments as add_init_arguments
+
+    add_init_arguments(sub.add_parser("init", help="write a first config (asks on a terminal; --yes for unattended use)"))
     p = sub.add_parser("demo", help="run the whole product locally and print what a subscriber sees")
     p.add_argument("--broker", metavar="HOST:PORT", help="use this broker instead of starting one on loopback")
     p.add_argument("--seconds", type=float, default=None,
@@ -71,9 +76,11 @@ def _config_errors(exc: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def cmd_check_config(path: Path, as_json: bool) -> int:
+def cmd_check_config(path: Path, as_json: bool, credentials_dir: Path | None = None) -> int:
+    from edge.preflight import checked_config
+
     try:
-        config = load_config(path)
+        config = checked_config(path, credentials_dir)
     except ConfigError as exc:
         return _config_errors(exc)
     data = effective_config(config)
@@ -188,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            return cmd_check_config(args.config, args.json)
+            return cmd_check_config(args.config, args.json, args.credentials_dir)
+        if args.command == "init":
+            from edge.init_config import run_init
+
+            return run_init(args)
         if args.command == "run":
             return cmd_run(args.config)
         if args.command == "demo":

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from edge import clock
+from edge.alarms import AcknowledgeRefused, Alarm, condition_of
+from edge.alarms.store import AlarmStore
 from edge.config import EdgeConfig
 from edge.errors import SourceError
-from edge.events import Change, HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.events import AlarmChanged, HealthChanged, LevelChanged, TelemetrySnapshot
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
 from edge.service.notify import Notifier
@@ -41,10 +43,13 @@ class FrameObserver(Protocol):
         """One frame, what the pipeline made of it, and the device state after it."""
 
 
+Pictured = LevelChanged | HealthChanged  # the changes evidence keeps frames of (an alarm's acknowledgement has none)
+
+
 class SnapshotSource(Protocol):
     """Evidence kept around each change (edge.evidence): the daemon asks for a reference to put in the event."""
 
-    def snapshot_for(self, change: Change) -> str | None:
+    def snapshot_for(self, change: Pictured) -> str | None:
         """A snapshot id for ``change`` (its frames are saved in the background), or None."""
 
     def close(self) -> None:
@@ -64,6 +69,7 @@ class DaemonParts:
     clock_synced: Callable[[], bool] = clock.clock_synced
     observers: list[FrameObserver] = field(default_factory=list)
     evidence: SnapshotSource | None = None
+    alarm_store: AlarmStore | None = None  # None: alarms kept in memory only (tests)
 
 
 class Daemon:
@@ -76,7 +82,9 @@ class Daemon:
         self.stop = stop or threading.Event()
         self._clock = clock
         self.pipeline = Pipeline(self.config, parts.classifier)
-        self.state = DeviceState.starting([roi.name for roi in self.config.rois])
+        rois = [roi.name for roi in self.config.rois]
+        restored = parts.alarm_store.load() if parts.alarm_store is not None else {}
+        self.state = DeviceState.starting(rois, {roi: alarm for roi, alarm in restored.items() if roi in rois})
         self._judged_once: set[str] = set()  # ROIs whose first judged level has been published
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
@@ -116,10 +124,11 @@ class Daemon:
                        frame_wall: float, smoothed: dict[str, float]) -> None:
         """Replace the device state; report each change as an event, then the new retained view."""
         old = self.state
-        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels))
+        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels), old.alarms)
         if new == old:
             return
         wall, synced, publisher = self.parts.wall_clock(), self.parts.clock_synced(), self.parts.publisher
+        alarms = {roi: old.alarm(roi).condition(condition_of(level), wall) for roi, level in new.levels if level != old.level(roi)}
         if new.health != old.health:
             reason = health_reason or "frames are good again"
             publisher.changed(self._with_snapshot(
@@ -142,10 +151,42 @@ class Daemon:
             publisher.changed(self._with_snapshot(LevelChanged(roi, level, previous, probability, reason, frame_seq, frame_wall,
                                                                wall, synced, self.model_sha256)))
             log.info("level %s -> %s on %s (p=%.2f, frame %d): %s", previous, level, roi, probability, frame_seq, reason)
-        self.state = new
-        publisher.state_changed(new)
+        changed_alarms = {roi: alarm for roi, alarm in alarms.items() if alarm != old.alarm(roi)}
+        for roi, alarm in changed_alarms.items():
+            self._alarm_changed(roi, alarm, old.alarm(roi), f"level {new.level(roi)}", new.level(roi), wall, synced)
+        self.state = new.with_alarms(changed_alarms)
+        if changed_alarms:
+            self._save_alarms()
+        publisher.state_changed(self.state)
 
-    def _with_snapshot(self, change: Change) -> Change:
+    # --- alarms --------------------------------------------------------------------------------------
+
+    def _alarm_changed(self, roi: str, alarm: Alarm, previous: Alarm, reason: str, level: Level, wall: float,
+                       synced: bool) -> None:
+        self.parts.publisher.changed(AlarmChanged(roi, alarm, previous.state, reason, level, wall, synced, self.model_sha256))
+        (log.warning if alarm.state.unacknowledged else log.info)("alarm on %s: %s -> %s (%s)", roi, previous.state,
+                                                                  alarm.state, reason)
+
+    def _save_alarms(self) -> None:
+        if self.parts.alarm_store is not None:
+            self.parts.alarm_store.save(dict(self.state.alarms))
+
+    def acknowledge(self, roi: str, by: str) -> Alarm:
+        """An operator acknowledged ``roi``'s alarm. In the frame loop only (use :meth:`call_soon`);
+        raises :class:`edge.alarms.AcknowledgeRefused` when there is nothing to acknowledge."""
+        rois = [name for name, _ in self.state.levels]
+        if roi not in rois:
+            raise AcknowledgeRefused(f"unknown roi {roi!r}; rois: {', '.join(rois)}")
+        previous = self.state.alarm(roi)
+        wall = self.parts.wall_clock()
+        alarm = previous.acknowledge(by, wall)
+        self._alarm_changed(roi, alarm, previous, f"acknowledged by {by}", self.state.level(roi), wall, self.parts.clock_synced())
+        self.state = self.state.with_alarms({roi: alarm})
+        self._save_alarms()
+        self.parts.publisher.state_changed(self.state)
+        return alarm
+
+    def _with_snapshot(self, change: Pictured) -> Pictured:
         evidence = self.parts.evidence
         if evidence is None:
             return change
@@ -191,7 +232,8 @@ class Daemon:
         ``classifier`` replaces the model's interpreter when the number of ROIs (its batch) changed; it is
         built beforehand on the caller's thread so the loop does not wait for it. ROIs with the same name
         and box keep their smoothing and level; new or moved ones start unknown (no event: a config change
-        is not a change in flow). Publishers get the new state, from which ROIs that are gone have left.
+        is not a change in flow); alarm records follow the ROI's name. Publishers get the new state, from
+        which ROIs that are gone have left.
         """
         old_pipeline, old_state = self.pipeline, self.state
         if classifier is not None:
@@ -205,8 +247,11 @@ class Daemon:
         self.pipeline = pipeline
         self._judged_once &= kept
         old_levels = dict(old_state.levels)
-        self.state = DeviceState(old_state.health, tuple((name, old_levels[name] if name in kept else Level.UNKNOWN)
-                                                         for name, _ in pipeline.rois))
+        names = [name for name, _ in pipeline.rois]
+        # A lane's alarm record goes with its name (an unacknowledged alarm must not vanish because a lane moved).
+        self.state = DeviceState(old_state.health, tuple((name, old_levels[name] if name in kept else Level.UNKNOWN) for name in names),
+                                 tuple((name, old_state.alarm(name)) for name in names))
+        self._save_alarms()
         self.parts.publisher.state_changed(self.state)
         log.info("regions of interest now %s (kept as they were: %s)", ", ".join(n for n, _ in pipeline.rois),
                  ", ".join(sorted(kept)) or "none")
@@ -332,4 +377,6 @@ class Daemon:
         if self.parts.evidence is not None:
             self.parts.evidence.close()
         self.parts.publisher.close()
+        if self.parts.alarm_store is not None:
+            self.parts.alarm_store.close()
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edge.alarms import Alarm, AlarmState
 from edge.state import Health, Level
 
 
@@ -44,6 +45,20 @@ class HealthChanged:
 
 
 @dataclass(frozen=True)
+class AlarmChanged:
+    """The alarm of one region of interest changed state: raised, cleared or acknowledged."""
+
+    roi: str
+    alarm: Alarm  # the record after the change (state, since, acked_by, acked_at)
+    previous: AlarmState
+    reason: str  # "level alert", "level ok", "acknowledged", ...
+    level: Level  # the ROI's level when it changed
+    wall: float
+    clock_synced: bool
+    model_sha256: str
+
+
+@dataclass(frozen=True)
 class TelemetrySnapshot:
     """Periodic figures (fps, latencies, counters, connection and outbox state)."""
 
@@ -53,4 +68,4 @@ class TelemetrySnapshot:
     model_sha256: str
 
 
-Change = LevelChanged | HealthChanged
+Change = LevelChanged | HealthChanged | AlarmChanged

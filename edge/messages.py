@@ -8,26 +8,27 @@ Topics under ``<prefix>/`` (for example ``plant/site/line/device/``):
 ``state/<roi>``   retained level, a plain string a PLC can compare: ``ok`` / ``warning`` / ``alert`` / ``unknown``
 ``event``         JSON on every level or health change, QoS 1, stored and forwarded (schemas/event.json)
 ``telemetry``     JSON every few seconds, QoS 1, never stored (schemas/telemetry.json)
+``alarm/<roi>``   retained JSON: the ROI's alarm record (ISA-18.2 state, who acknowledged it; schemas/alarm.json)
 ``command``       (subscribed only when enabled) JSON commands (schemas/command.json); replies on ``command/reply``
-``snapshot``      (only with ``evidence.mqtt_snapshot``) JSON with a small JPEG of each change's key frame, QoS 1,
-                  never stored (schemas/snapshot.json)
+``snapshot/<id>`` a JPEG (QoS 1, not retained): the latest frame in answer to the ``snapshot`` command, or, with
+                  ``evidence.mqtt_snapshot``, the frame of a level or health change (``<id>`` = the event's ``snapshot``)
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from edge.events import HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.alarms import Alarm
+from edge.events import AlarmChanged, Change, LevelChanged, TelemetrySnapshot
 from edge.state import DeviceState
 
 EVENT_SCHEMA = "conveyor-watch/event/1"
 TELEMETRY_SCHEMA = "conveyor-watch/telemetry/1"
 REPLY_SCHEMA = "conveyor-watch/reply/1"
-SNAPSHOT_SCHEMA = "conveyor-watch/snapshot/1"
+ALARM_SCHEMA = "conveyor-watch/alarm/1"
 OFFLINE = "offline"
 
 
@@ -61,12 +62,14 @@ class Topics:
     def command_reply(self) -> str:
         return f"{self.prefix}/command/reply"
 
-    @property
-    def snapshot(self) -> str:
-        return f"{self.prefix}/snapshot"
-
     def state(self, roi: str) -> str:
         return f"{self.prefix}/state/{roi}"
+
+    def alarm(self, roi: str) -> str:
+        return f"{self.prefix}/alarm/{roi}"
+
+    def snapshot(self, snapshot_id: str) -> str:
+        return f"{self.prefix}/snapshot/{snapshot_id}"
 
 
 def iso_utc(wall: float) -> str:
@@ -83,18 +86,38 @@ class DeviceIdentity:
     device: str
 
 
-def retained_messages(topics: Topics, state: DeviceState) -> list[tuple[str, str, bool]]:
+def _iso_or_none(wall: float | None) -> str | None:
+    return None if wall is None else iso_utc(wall)
+
+
+def alarm_fields(alarm: Alarm) -> dict[str, Any]:
+    """An alarm record as JSON members (shared by the retained alarm topic and alarm events)."""
+    return {"alarm": str(alarm.state), "active": alarm.state.active, "unacknowledged": alarm.state.unacknowledged,
+            "since": _iso_or_none(alarm.since), "activated_at": _iso_or_none(alarm.activated_at),
+            "acked_by": alarm.acked_by, "acked_at": _iso_or_none(alarm.acked_at)}
+
+
+def alarm_payload(identity: DeviceIdentity, roi: str, alarm: Alarm) -> str:
+    """The retained ``alarm/<roi>`` message (schemas/alarm.json)."""
+    return encode({"schema": ALARM_SCHEMA, "site": identity.site, "line": identity.line, "device": identity.device,
+                   "roi": roi, **alarm_fields(alarm)})
+
+
+def retained_messages(topics: Topics, state: DeviceState, identity: DeviceIdentity | None = None) -> list[tuple[str, str, bool]]:
     """The retained view of ``state`` as (topic, payload, expires) triples.
 
     ``status`` carries the last will, so it must not expire; health and the per-ROI states expire
-    (MQTT 5) so that a dead device leaves no stale level behind.
+    (MQTT 5) so that a dead device leaves no stale level behind. Alarm records (with ``identity``)
+    do not expire: an unacknowledged alarm stays unacknowledged while the device is away.
     """
     messages = [(topics.status, str(state.summary), False), (topics.health, str(state.health), True)]
     messages += [(topics.state(roi), str(level), True) for roi, level in state.levels]
+    if identity is not None:
+        messages += [(topics.alarm(roi), alarm_payload(identity, roi, alarm), False) for roi, alarm in state.alarms]
     return messages
 
 
-def _envelope(identity: DeviceIdentity, change: LevelChanged | HealthChanged, kind: str, event_id: str, seq: int,
+def _envelope(identity: DeviceIdentity, change: Change, kind: str, event_id: str, seq: int,
               seq_epoch: str) -> dict[str, Any]:
     return {
         "schema": EVENT_SCHEMA,
@@ -111,7 +134,7 @@ def _envelope(identity: DeviceIdentity, change: LevelChanged | HealthChanged, ki
     }
 
 
-def event_body(identity: DeviceIdentity, change: LevelChanged | HealthChanged, *, event_id: str, seq: int,
+def event_body(identity: DeviceIdentity, change: Change, *, event_id: str, seq: int,
                seq_epoch: str) -> str:
     """The stored JSON of an event (without ``replayed``: that is decided when it is sent)."""
     if isinstance(change, LevelChanged):
@@ -124,6 +147,14 @@ def event_body(identity: DeviceIdentity, change: LevelChanged | HealthChanged, *
             "frame_seq": change.frame_seq,
             "frame_time": iso_utc(change.frame_wall),
         }
+    elif isinstance(change, AlarmChanged):
+        body = _envelope(identity, change, "alarm", event_id, seq, seq_epoch) | {
+            "roi": change.roi,
+            **alarm_fields(change.alarm),
+            "previous": str(change.previous),
+            "level": str(change.level),
+            "reason": change.reason,
+        }
     else:
         body = _envelope(identity, change, "health", event_id, seq, seq_epoch) | {
             "health": str(change.health),
@@ -131,7 +162,7 @@ def event_body(identity: DeviceIdentity, change: LevelChanged | HealthChanged, *
             "reason": change.reason,
             "frame_seq": change.frame_seq,
         }
-    if change.snapshot is not None:
+    if not isinstance(change, AlarmChanged) and change.snapshot is not None:
         body["snapshot"] = change.snapshot
     return encode(body)
 
@@ -150,14 +181,6 @@ def telemetry_payload(identity: DeviceIdentity, snapshot: TelemetrySnapshot) -> 
     return encode({"schema": TELEMETRY_SCHEMA, "time": iso_utc(snapshot.wall), "clock_synced": snapshot.clock_synced,
                    "site": identity.site, "line": identity.line, "device": identity.device,
                    "model_sha256": snapshot.model_sha256, **snapshot.figures})
-
-
-def snapshot_payload(identity: DeviceIdentity, snapshot: str, change: LevelChanged | HealthChanged, jpeg: bytes) -> str:
-    """The ``snapshot`` message: which change, and a small JPEG of its key frame (base64, so the payload stays JSON)."""
-    about = {"roi": change.roi, "level": str(change.level)} if isinstance(change, LevelChanged) else {"health": str(change.health)}
-    return encode({"schema": SNAPSHOT_SCHEMA, "snapshot": snapshot, "time": iso_utc(change.wall), "clock_synced": change.clock_synced,
-                   "site": identity.site, "line": identity.line, "device": identity.device, "model_sha256": change.model_sha256,
-                   **about, "content_type": "image/jpeg", "jpeg_base64": base64.b64encode(jpeg).decode("ascii")})
 
 
 def encode(payload: dict[str, Any]) -> str:

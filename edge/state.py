@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from edge.alarms import Alarm
+
 
 class Level(StrEnum):
     """The flow level of one region of interest, as a PLC reads it."""
@@ -33,18 +35,27 @@ SEVERITY = {Level.OK: 0, Level.WARNING: 1, Level.UNKNOWN: 2, Level.ALERT: 3}
 
 @dataclass(frozen=True)
 class DeviceState:
-    """The published state: each ROI's level (in config order) and the camera's health."""
+    """The published state: each ROI's level (in config order), the camera's health, and each ROI's
+    alarm record (empty when the daemon keeps no alarms, e.g. in a test)."""
 
     health: Health
     levels: tuple[tuple[str, Level], ...]
+    alarms: tuple[tuple[str, Alarm], ...] = ()
 
     @classmethod
-    def starting(cls, rois: list[str]) -> DeviceState:
-        """Before the first judged frame nothing is known."""
-        return cls(Health.OK, tuple((roi, Level.UNKNOWN) for roi in rois))
+    def starting(cls, rois: list[str], alarms: dict[str, Alarm] | None = None) -> DeviceState:
+        """Before the first judged frame nothing is known; alarms carry on from before a restart."""
+        alarms = alarms or {}
+        return cls(Health.OK, tuple((roi, Level.UNKNOWN) for roi in rois), tuple((roi, alarms.get(roi, Alarm())) for roi in rois))
 
     def level(self, roi: str) -> Level:
         return dict(self.levels)[roi]
+
+    def alarm(self, roi: str) -> Alarm:
+        return dict(self.alarms).get(roi, Alarm())
+
+    def with_alarms(self, alarms: dict[str, Alarm]) -> DeviceState:
+        return replace(self, alarms=tuple((roi, alarms.get(roi, alarm)) for roi, alarm in self.alarms))
 
     @property
     def summary(self) -> Level:

@@ -3,9 +3,12 @@
 #   .venv         converter + edge + tests, LiteRT runtime, numpy 2, TensorFlow (CPU)
 #   .venv-tflite  edge + tests under tflite-runtime 2.14 with numpy < 2 (no TensorFlow)
 #   .venv-edge    the edge alone with LiteRT (what a Pi gets): enough for the demo, no TensorFlow
-# plus Mosquitto (and, for the tests, Debian's chromium for the console's browser tests) when we are root
-# and they are missing. Playwright drives that chromium: it never downloads a browser of its own.
-# Usage: scripts/setup-env.sh [main|tflite|edge|all]   (default: all = main + tflite, what the tests need)
+#   .venv-spb     an independent Sparkplug B host application for the tests: pysparkplug with its own
+#                 paho-mqtt 1.x and protobuf (nothing of ours is installed there)
+#   tests/js/node_modules   Ajv (JSON Schema, strict mode) from the npm registry, for tests/test_schemas.py
+# plus Mosquitto, Node.js and, for the console's browser tests, Debian's chromium, from Debian when we are
+# root and they are missing. Playwright drives that chromium: it never downloads a browser of its own.
+# Usage: scripts/setup-env.sh [main|tflite|edge|spb|js|all]   (default: all = main + tflite + spb + js, what the tests need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -16,6 +19,13 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# tests/test_systemd.py and tests/test_install.py: shellcheck, and the wheel built with Debian's own setuptools.
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+/usr/bin/python3 -c 'import setuptools, wheel' >/dev/null 2>&1 || need_apt+=(python3-setuptools python3-wheel)
+if [ "$what" = all ] || [ "$what" = js ]; then
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
 if [ "$what" = main ] || [ "$what" = all ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
@@ -46,7 +56,7 @@ make_env() {  # make_env DIR EXTRAS [extra pip args...]
 }
 
 if [ "$what" = main ] || [ "$what" = all ]; then
-  make_env .venv "converter,litert,camera,dev,browser"
+  make_env .venv "converter,litert,camera,dev,protoc,browser"
   # Genuine Keras 2 (tf-keras) only to write a legacy .h5 in the tests; --no-deps so it
   # reuses tensorflow-cpu instead of pulling the full tensorflow wheel.
   .venv/bin/python -c "import tf_keras" 2>/dev/null || \
@@ -57,4 +67,23 @@ if [ "$what" = edge ]; then
 fi
 if [ "$what" = tflite ] || [ "$what" = all ]; then
   make_env .venv-tflite "tflite,camera,dev" "numpy<2" "opencv-python-headless<4.11"
+fi
+if [ "$what" = spb ] || [ "$what" = all ]; then
+  # Small on purpose: three packages. Pinned: pysparkplug 0.6.1 needs paho-mqtt < 2.
+  spb_pins=(pysparkplug==0.6.1 paho-mqtt==1.6.1)
+  if [ ! -x .venv-spb/bin/python ] || [ "$(cat .venv-spb/.conveyor-stamp 2>/dev/null)" != "${spb_pins[*]}" ]; then
+    echo "setup: preparing .venv-spb (independent Sparkplug host for the tests)" >&2
+    [ -x .venv-spb/bin/python ] || "$PY" -m venv .venv-spb
+    .venv-spb/bin/python -m pip install -q --disable-pip-version-check "${spb_pins[@]}"
+    echo "${spb_pins[*]}" > .venv-spb/.conveyor-stamp
+  fi
+fi
+if [ "$what" = js ] || [ "$what" = all ]; then
+  # Ajv for the schema tests, installed locally from the committed lock file (no global install).
+  js_stamp="$(sha256sum tests/js/package-lock.json | cut -c1-16)"
+  if [ "$(cat tests/js/node_modules/.conveyor-stamp 2>/dev/null)" != "$js_stamp" ]; then
+    echo "setup: installing Ajv into tests/js/node_modules" >&2
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$js_stamp" > tests/js/node_modules/.conveyor-stamp
+  fi
 fi

@@ -186,8 +186,11 @@ def test_the_event_list_shows_each_change_with_its_snapshots_loaded(daemon: Runn
         return images.length >= 5 && images.every(i => i.complete && i.naturalWidth === 320);
     }""", timeout=30_000)
     assert page.locator(".event").count() >= 1
-    assert re.fullmatch(r"(belt|lane-2): (ok|alert|warning|unknown) → (ok|alert|warning|unknown) \(p \d\.\d\d\)",
-                        page.text_content(".event .head strong") or "")
+    heads = page.locator(".event .head strong").all_text_contents()
+    level = r"(belt|lane-2): (ok|alert|warning|unknown) → (ok|alert|warning|unknown) \(p \d\.\d\d\)"
+    alarm = r"(belt|lane-2): alarm [a-z_]+ → [a-z_]+( \(acknowledged by .+\))?"
+    assert heads and all(re.fullmatch(level, h) or re.fullmatch(alarm, h) for h in heads), heads
+    assert any(re.fullmatch(level, h) for h in heads)
     page.locator(".event figure.key img").first.click()
     page.wait_for_function("() => !document.getElementById('lightbox').hidden && document.getElementById('lightbox-img').naturalWidth > 0")
     page.keyboard.press("Escape")

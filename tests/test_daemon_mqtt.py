@@ -53,7 +53,8 @@ def test_retained_status_and_state_reach_a_late_subscriber(tmp_path: Path, mosqu
         probe = subscribe(mosquitto, f"{PREFIX}/#")
         # All three retained topics must exist before the late subscriber arrives; else it may see them live.
         probe.wait_for(lambda ms: {m.topic for m in ms} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt", f"{PREFIX}/health"}
-                       and any(m.topic == f"{PREFIX}/state/belt" and m.payload == "ok" for m in ms),
+                       and any(m.topic == f"{PREFIX}/state/belt" and m.payload == "ok" for m in ms)
+                       and any(m.topic == f"{PREFIX}/status" and m.payload == "ok" for m in ms),
                        what="status, state and health published, the belt judged ok")
         late = subscribe(mosquitto)
         late.wait_for(lambda ms: {m.topic for m in ms if m.retain} >= {f"{PREFIX}/status", f"{PREFIX}/state/belt",

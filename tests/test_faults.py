@@ -166,12 +166,12 @@ def test_broker_down_at_start_then_up_delivers_what_was_stored(tmp_path: Path) -
                            mqtt={"port": device_port})
     daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
     try:
-        wait_until(lambda: daemon.log().count("stored") >= 2, 30, "two events stored with no broker")
+        wait_until(lambda: daemon.log().count("stored") >= 4, 30, "two level changes and their alarm events stored with no broker")
         assert "cannot connect" in daemon.log()
         broker.extra = f"listener {broker.port} 127.0.0.1\nlistener {device_port} 127.0.0.1\nallow_anonymous true"
         broker.start()
-        sub.wait_for(lambda ms: len(ms) >= 2, timeout=30, what="stored events")
-        events = [m.json() for m in sub.messages]
+        sub.wait_for(lambda ms: len(sub.events()) >= 2, timeout=30, what="stored events")
+        events = sub.events()
         assert [(e["previous"], e["level"]) for e in events] == [("ok", "alert"), ("alert", "ok")]
         assert all(e["replayed"] for e in events)
         for message in sub.messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parent.parent / "systemd" / "conveyor-watch.service"
+from edge.cli import EXIT_CONFIG, EXIT_MODEL
+
+REPO = Path(__file__).resolve().parent.parent
+UNIT = REPO / "systemd" / "conveyor-watch.service"
 INSTALL = UNIT.with_name("install.sh")
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                            reason="systemd-analyze is not on this machine (the issue: 'where it exists')")
@@ -28,10 +32,11 @@ def unit_settings() -> dict[str, list[str]]:
 def test_systemd_analyze_verify_passes_without_warnings(tmp_path: Path) -> None:
     """verify, in a root holding the unit, systemd's own units and the installed ExecStart path."""
     root = tmp_path / "root"
-    exe = root / "opt/conveyor-watch/venv/bin/edge-daemon"
+    exe = root / "opt/conveyor-watch/0.1.0/venv/bin/edge-daemon"  # install.sh's layout: versions beside a `current` link
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
+    (root / "opt/conveyor-watch/current").symlink_to("0.1.0")
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
     for lib in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")):
@@ -64,10 +69,38 @@ def test_the_unit_is_a_notify_service_with_watchdog_and_a_dedicated_camera_user(
     assert "AF_INET" in s["RestrictAddressFamilies"][0]
 
 
-def test_install_script_is_valid_bash_and_refuses_bad_options() -> None:
-    """bash -n passes; an unknown option is a one-line error with exit 2 (before anything is changed)."""
-    assert subprocess.run(["bash", "-n", str(INSTALL)], timeout=30).returncode == 0
-    result = subprocess.run(["bash", str(INSTALL), "--runtime", "onnx"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2 and "--runtime must be litert or tflite" in result.stderr
-    script = INSTALL.read_text()
-    assert "--system-site-packages" in script and "useradd --system" in script and "systemctl enable" in script
+def test_the_unit_runs_the_current_version_and_stops_retrying_on_config_and_model_errors() -> None:
+    """ExecStart goes through the `current` link; exit codes 2 (config) and 3 (model) are not restarted."""
+    s = unit_settings()
+    assert s["ExecStart"][0].startswith("/opt/conveyor-watch/current/venv/bin/edge-daemon run ")
+    assert s["RestartPreventExitStatus"] == [f"{EXIT_CONFIG} {EXIT_MODEL}"] == ["2 3"]
+
+
+def test_the_unit_keeps_proc_cpuinfo_visible_for_xnnpack() -> None:
+    """No ProcSubset=pid: cpuinfo (XNNPACK's CPU detection) must read /proc/cpuinfo on ARM Linux, or LiteRT
+    silently runs without XNNPACK (make pi-check counts the delegate nodes both ways); other processes stay hidden."""
+    s = unit_settings()
+    assert "ProcSubset" not in s
+    assert s["ProtectProc"] == ["invisible"]
+
+
+def test_shell_scripts_are_shellcheck_clean() -> None:
+    """install.sh and the bundle/check scripts pass shellcheck (warnings and style included)."""
+    scripts = [INSTALL, *sorted((REPO / "scripts").glob("*.sh"))]
+    result = subprocess.run(["shellcheck", "--severity=style", *map(str, scripts)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_install_script_refuses_bad_options_before_changing_anything() -> None:
+    """An unknown option or a bad value is a one-line error with exit 2; --help prints the usage. (Run as
+    `nobody`: options are checked before the root check, and nobody could not change this machine anyway.)"""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.getuid() == 0 else []
+    for args, message in ((["--runtime", "onnx"], "--runtime must be litert or tflite, got 'onnx'"),
+                          (["--frobnicate"], "unknown option --frobnicate"),
+                          (["--ready-timeout", "soon"], "--ready-timeout must be a whole number"),
+                          (["--purge"], "--purge goes with --uninstall"),
+                          (["--site"], "--site needs a value")):
+        result = subprocess.run([*nobody, "bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30, cwd="/")
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    usage = subprocess.run([*nobody, "bash", str(INSTALL), "--help"], capture_output=True, text=True, timeout=30, cwd="/")
+    assert usage.returncode == 0 and "--rollback" in usage.stdout and "--uninstall [--purge]" in usage.stdout

@@ -93,7 +93,6 @@ class Picamera2Source(Section):
     type: Literal["picamera2"]
     camera: Annotated[int, Field(ge=0, le=8)] = 0
     size: Annotated[list[Annotated[int, Field(ge=16, le=4608)]], Field(min_length=2, max_length=2)] = Field(default_factory=lambda: [320, 240])
-    stream: Literal["main", "lores"] = "main"
     fps: Annotated[float, Field(gt=0.0, le=120.0)] = 15.0
     exposure_us: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     analogue_gain: Annotated[float, Field(ge=1.0, le=64.0)] | None = None
@@ -221,6 +220,27 @@ class Health(Section):
     reopen_max_s: Annotated[float, Field(gt=0.0, le=600.0)] = 30.0
 
 
+# Sparkplug IDs become MQTT topic levels: no '/', '+' or '#' (Sparkplug 3.0, 4.1).
+SparkplugId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class Sparkplug(Section):
+    """Sparkplug B 3.0 (Ignition MQTT Engine and other Sparkplug hosts), beside the plain topics."""
+
+    enabled: bool = False
+    group_id: SparkplugId | None = Field(default=None, description="Sparkplug group; default: device.site")
+    edge_node_id: SparkplugId | None = Field(default=None, description="default: device.name")
+    primary_host_id: SparkplugId | None = Field(
+        default=None, description="births wait for this host application's STATE; data is held while it is offline")
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] | None = Field(
+        default=None, description="MQTT client id of the Sparkplug connection; default: <mqtt client id>-spb")
+    outbox_path: str | None = Field(default=None, description="SQLite file for held data; default <state_dir>/sparkplug-outbox.sqlite")
+    probability_deadband: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.05, description="report a ROI's smoothed probability when it moved at least this much")
+    min_interval_s: Annotated[float, Field(ge=0.0, le=3600.0)] = Field(
+        default=1.0, description="and at most this often per ROI")
+
+
 class Service(Section):
     state_dir: str | None = Field(default=None, description="default: $STATE_DIRECTORY (set by systemd), else ./state")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -280,8 +300,8 @@ class Evidence(Section):
     max_per_hour: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=60, description="snapshots saved per hour at most (a flapping level must not wear the SD card)")
     jpeg_quality: Annotated[int, Field(ge=30, le=95)] = 85
-    mqtt_snapshot: bool = Field(default=False, description="also publish a small JPEG of each change on <prefix>/snapshot")
-    mqtt_width: Annotated[int, Field(ge=64, le=640)] = Field(default=320, description="width of the JPEG on <prefix>/snapshot")
+    mqtt_snapshot: bool = Field(default=False, description="also publish a small JPEG of each change on <prefix>/snapshot/<id>")
+    mqtt_width: Annotated[int, Field(ge=64, le=640)] = Field(default=320, description="most width of the JPEG on <prefix>/snapshot/<id>")
 
 
 class Capture(Section):
@@ -323,13 +343,28 @@ class EdgeConfig(Section):
     console: Console = Console()
     evidence: Evidence = Evidence()
     capture: Capture = Capture()
+    sparkplug: Sparkplug = Sparkplug()
 
     @model_validator(mode="after")
     def _unique_rois(self) -> EdgeConfig:
         names = [r.name for r in self.rois]
         if len(set(names)) != len(names):
             raise ValueError(f"rois: names must be unique, got {names}")
+        if self.sparkplug.enabled and self.sparkplug_client_id == self.client_id:
+            raise ValueError(f"sparkplug.client_id must differ from the plain connection's client id {self.client_id!r}")
         return self
+
+    @property
+    def sparkplug_group_id(self) -> str:
+        return self.sparkplug.group_id or self.device.site
+
+    @property
+    def sparkplug_edge_node_id(self) -> str:
+        return self.sparkplug.edge_node_id or self.device.name
+
+    @property
+    def sparkplug_client_id(self) -> str:
+        return self.sparkplug.client_id or f"{self.client_id}-spb"[:64]
 
     @property
     def topic_prefix(self) -> str:

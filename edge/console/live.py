@@ -99,7 +99,7 @@ class LiveState:
         self.state = state
 
     def changed(self, change: Change) -> None:
-        self.changes.append({**change_summary(change), "snapshot": change.snapshot})
+        self.changes.append({**change_summary(change), "snapshot": getattr(change, "snapshot", None)})
 
     def telemetry_figures(self, figures: dict[str, Any]) -> None:
         self.figures = figures

@@ -6,7 +6,7 @@ frame observer; :meth:`close` at shutdown saves what is still being collected.
 
 from __future__ import annotations
 
-from edge.events import Change
+from edge.events import HealthChanged, LevelChanged
 from edge.evidence.capture import Capture
 from edge.evidence.snapshots import EvidenceRecorder
 from edge.pipeline import FrameResult
@@ -21,7 +21,7 @@ class EvidenceKeeper:
         self.recorder = recorder
         self.capture = capture
 
-    def snapshot_for(self, change: Change) -> str | None:
+    def snapshot_for(self, change: LevelChanged | HealthChanged) -> str | None:
         return self.recorder.snapshot_for(change) if self.recorder is not None else None
 
     def on_frame(self, frame: Frame, result: FrameResult, state: DeviceState) -> None:

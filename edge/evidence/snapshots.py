@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.config import Evidence
-from edge.events import Change, HealthChanged, LevelChanged
+from edge.events import AlarmChanged, Change, HealthChanged, LevelChanged
 from edge.evidence.images import encode_jpeg, shrink
 from edge.evidence.store import Records, new_record_id
 from edge.messages import iso_utc
@@ -34,6 +34,7 @@ from edge.state import DeviceState, Health
 
 log = logging.getLogger(__name__)
 HOUR_S = 3600.0
+Pictured = LevelChanged | HealthChanged
 
 
 @dataclass
@@ -41,7 +42,7 @@ class _Collecting:
     """A record whose key frame or later frames are still to come (frame-loop side)."""
 
     record: str
-    change: Change
+    change: Pictured
     frames: list[tuple[int, float]]  # (seq, monotonic) of each frame handed over, in order
     key: int | None = None  # index of the key frame among them
     next_after: float = 0.0
@@ -58,7 +59,7 @@ class _Encode:
 @dataclass(frozen=True)
 class _Finish:
     record: str
-    change: Change
+    change: Pictured
     frames: list[tuple[int, float]]
     key: int
 
@@ -75,14 +76,18 @@ class SnapshotReady:
     """A record was written: its id, the change it shows and a small JPEG of the key frame."""
 
     record: str
-    change: Change
+    change: Pictured
     jpeg: bytes
 
 
 def change_summary(change: Change) -> dict[str, object]:
     """What a record says about its change (also what the console lists)."""
-    common: dict[str, object] = {"time": iso_utc(change.wall), "wall": change.wall, "frame_seq": change.frame_seq,
-                                 "reason": change.reason, "model_sha256": change.model_sha256}
+    common: dict[str, object] = {"time": iso_utc(change.wall), "wall": change.wall, "reason": change.reason,
+                                 "model_sha256": change.model_sha256}
+    if isinstance(change, AlarmChanged):
+        return {"type": "alarm", "roi": change.roi, "alarm": str(change.alarm.state), "previous": str(change.previous),
+                "level": str(change.level), "acked_by": change.alarm.acked_by, **common}
+    common["frame_seq"] = change.frame_seq
     if isinstance(change, LevelChanged):
         return {"type": "level", "roi": change.roi, "level": str(change.level), "previous": str(change.previous),
                 "probability": round(float(change.probability), 4), **common}
@@ -111,7 +116,7 @@ class EvidenceRecorder:
 
     # --- the frame loop ---------------------------------------------------------------------------
 
-    def snapshot_for(self, change: Change) -> str | None:
+    def snapshot_for(self, change: Pictured) -> str | None:
         """A record id for ``change`` (its frames follow), or None when the hourly cap is reached."""
         now = self._clock()
         while self._made and now - self._made[0] >= HOUR_S:

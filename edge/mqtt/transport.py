@@ -3,7 +3,8 @@
 Three kinds of message, handed over from any thread without waiting:
 
 * **events** (:meth:`send_event`): stored durably by this thread (one fsync per batch, never in
-  the frame loop), then published at QoS 1 and deleted after the broker's PUBACK. After a
+  the frame loop), then published at QoS 1 and deleted after the broker's PUBACK (at QoS 0, which
+  Sparkplug requires, once written to the socket: there is no acknowledgement to wait for). After a
   (re)connect, events stored while this connection was up go first; the backlog drains with the
   room left, marked ``replayed``.
 * **retained state** (:meth:`retain`): the last payload per topic, republished after every
@@ -11,6 +12,13 @@ Three kinds of message, handed over from any thread without waiting:
   vanish from the broker soon after the device dies.
 * **passing messages** (:meth:`send`): telemetry and command replies; sent while connected,
   counted and dropped otherwise. Never stored.
+
+What rides on a connection is a :class:`edge.mqtt.session.Session` (will, births, whether to flow
+yet, how stored events look on the wire, goodbye); :class:`edge.mqtt.session.PlainSession` is the
+default: a retained will on the status topic, the ``replayed`` flag appended to stored JSON.
+
+Payloads are text or bytes; a payload may also be a function, called on this thread at the moment
+of sending (so a per-message counter such as Sparkplug's ``seq`` follows the order on the wire).
 
 Designed around paho's limits: its session lives only in memory (durability is the outbox's
 job), ``wait_for_publish`` raises for messages queued while disconnected (not used), an exception
@@ -38,9 +46,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.messages import with_replayed
 from edge.mqtt.backoff import Backoff
 from edge.mqtt.inflight import InFlight
+from edge.mqtt.session import Message, Payload, PayloadSource, PlainSession, Session
 from edge.outbox import BodyBuilder, Outbox
 
 log = logging.getLogger(__name__)
@@ -48,7 +56,6 @@ WINDOW = 64  # events in flight at once: bounds paho's memory during a long repl
 LIVE_RESERVE = 8  # of those, kept free for new events while a backlog drains
 MAX_UNTRACKED = 256  # other messages in flight (retained, telemetry, replies) before new ones are dropped
 SHUTDOWN_FLUSH_S = 3.0
-
 
 @dataclass(frozen=True)
 class MqttSettings:
@@ -71,6 +78,7 @@ class MqttSettings:
     stable_after_s: float = 10.0
     retained_expiry_s: int = 90
     max_packet_bytes: int = 65536
+    qos: int = 1  # of every publish; Sparkplug B's messages are QoS 0 (its will stays QoS 1)
 
     @property
     def mqtt5(self) -> bool:
@@ -103,14 +111,14 @@ class _StoreEvent:
 @dataclass(frozen=True)
 class _Retain:
     topic: str
-    payload: str
+    payload: Payload
     expires: bool
 
 
 @dataclass(frozen=True)
 class _Send:
     topic: str
-    payload: str
+    payload: PayloadSource
 
 
 @dataclass(frozen=True)
@@ -118,15 +126,30 @@ class _Republish:
     pass
 
 
+@dataclass(frozen=True)
+class _Rebirth:
+    pass
+
+
+@dataclass(frozen=True)
+class _RestartSession:
+    reason: str
+
+
+_Work = _StoreEvent | _Retain | _Send | _Republish | _Rebirth | _RestartSession
+
+
 class MqttTransport:
     """Connects, reconnects with a backoff that only a stable connection resets, and moves messages."""
 
-    def __init__(self, settings: MqttSettings, outbox: Outbox, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: MqttSettings, outbox: Outbox, clock: Callable[[], float] = time.monotonic,
+                 session: Session | None = None) -> None:
         self.settings = settings
         self.outbox = outbox
+        self.session: Session = session or PlainSession(settings.will_topic, settings.will_payload)
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._clock = clock
-        self._work: queue.SimpleQueue[_StoreEvent | _Retain | _Send | _Republish] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -134,13 +157,14 @@ class MqttTransport:
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, settings.stable_after_s)
         self._inflight = InFlight()
-        self._retained: dict[str, tuple[str, bool]] = {}
+        self._retained: dict[str, tuple[Payload, bool]] = {}
         self._dirty: set[str] = set()
         self._outgoing: deque[_Send] = deque()
         # Per connection:
         self._client: paho.Client | None = None
         self._connack_deadline = 0.0
         self._session_up = False
+        self._ready = False  # the session said it may flow, and its births went out
         self._just_connected = False
         self._refused = False
         self._boundary = 0
@@ -151,6 +175,7 @@ class MqttTransport:
         self._last_logged: str | None = None
         # Read by other threads:
         self.connected = False
+        self.ready = False  # connected and the session flowing (read by other threads)
         self.last_error: str | None = None
         self.connections = 0
         self.not_sent = 0
@@ -169,17 +194,28 @@ class MqttTransport:
         """Store (on this transport's thread) and deliver an event; returns at once."""
         self._put(_StoreEvent(topic, build))
 
-    def retain(self, topic: str, payload: str, expires: bool = False) -> None:
+    def retain(self, topic: str, payload: Payload, expires: bool = False) -> None:
         """Make ``payload`` the retained value of ``topic`` (republished after every reconnect)."""
         self._put(_Retain(topic, payload, expires))
 
-    def send(self, topic: str, payload: str) -> None:
-        """Publish once if connected (QoS 1, not retained, never stored); dropped and counted otherwise."""
+    def send(self, topic: str, payload: PayloadSource) -> None:
+        """Publish once if the session flows (not retained, never stored); dropped and counted otherwise.
+
+        ``payload`` may be a function: it is called on this transport's thread when the message goes out.
+        """
         self._put(_Send(topic, payload))
 
     def republish(self) -> None:
         """Publish every retained topic again (the ``republish`` command)."""
         self._put(_Republish())
+
+    def rebirth(self) -> None:
+        """Publish the session's births again (a Sparkplug rebirth request), if it is flowing."""
+        self._put(_Rebirth())
+
+    def restart_session(self, reason: str) -> None:
+        """Say the session's farewell, disconnect, and connect again soon (a new will, new births)."""
+        self._put(_RestartSession(reason))
 
     def status(self) -> TransportStatus:
         counts = self.outbox.counts()
@@ -187,7 +223,7 @@ class MqttTransport:
                                counts.durable, self.not_sent)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Store what is queued, flush what the broker can still take, say ``will_payload``, disconnect."""
+        """Store what is queued, flush what the broker can still take, say the session's farewell, disconnect."""
         self._stopping.set()
         self._wake()
         if self._thread.is_alive():
@@ -196,7 +232,7 @@ class MqttTransport:
             self._take_work()
             self.outbox.close()
 
-    def _put(self, item: _StoreEvent | _Retain | _Send | _Republish) -> None:
+    def _put(self, item: _Work) -> None:
         self._work.put(item)
         self._wake()
 
@@ -223,7 +259,12 @@ class MqttTransport:
                     self._dirty.add(item.topic)
             elif isinstance(item, _Republish):
                 self._dirty = set(self._retained)
-            elif self._session_up:
+            elif isinstance(item, _Rebirth):
+                if self._ready:
+                    self._publish_all(self.session.births())
+            elif isinstance(item, _RestartSession):
+                self._restart(item.reason)
+            elif self._session_up and self._ready:
                 self._outgoing.append(item)
             else:
                 self.not_sent += 1
@@ -234,7 +275,7 @@ class MqttTransport:
                 log.exception("could not store %d event(s)", len(events))
                 return
             for row in stored:
-                log.info("event #%d stored", row.seq)
+                log.info("event #%d stored (%s)", row.seq, self.settings.client_id)
 
     # --- the transport thread: connection --------------------------------------------------------
 
@@ -245,7 +286,8 @@ class MqttTransport:
         client.connect_timeout = s.connect_timeout_s
         client.max_inflight_messages_set(WINDOW + MAX_UNTRACKED)
         client.max_queued_messages_set(0)
-        client.will_set(s.will_topic, s.will_payload, qos=1, retain=True)
+        will = self.session.will()
+        client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls is not None:
@@ -259,7 +301,7 @@ class MqttTransport:
     def _connect(self) -> None:
         s = self.settings
         client = self._new_client()
-        self._refused = self._session_up = self._just_connected = False
+        self._refused = self._session_up = self._just_connected = self._ready = self.ready = False
         properties = None
         if s.mqtt5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -289,6 +331,7 @@ class MqttTransport:
         if client is not None and client.socket() is not None:
             client.socket().close()  # type: ignore[union-attr]
         was_up, self._session_up, self.connected = self._session_up or self.connected, False, False
+        self._ready = self.ready = False
         self._inflight.clear()
         self._outgoing.clear()
         now = self._clock()
@@ -316,17 +359,43 @@ class MqttTransport:
         self._backoff.connected(self._clock())
         self._inflight.clear()
         self.outbox.flush_acknowledged()
-        self._boundary = self._live_cursor = self.outbox.newest_id
-        self._backlog_cursor = 0
-        self._next_refresh = self._clock() + s.retained_expiry_s / 3
         log.info("MQTT connected to %s as %s (MQTT %s, %d event(s) to replay)", s.where, s.client_id, s.protocol,
                  self.outbox.counts().pending)
         if self._last_logged is not None and self._last_logged.startswith("cannot connect"):
             self._last_logged = None
         assert self._client is not None
+        self.session.connected()
         for topic in self._subscriptions:
             self._client.subscribe(topic, qos=1)
+
+    def _begin_session(self) -> None:
+        """The session may flow: births first, then retained state, and every event stored so far is a replay."""
+        self._ready = self.ready = True
+        self._publish_all(self.session.births())
+        self._boundary = self._live_cursor = self.outbox.newest_id
+        self._backlog_cursor = 0
+        self._next_refresh = self._clock() + self.settings.retained_expiry_s / 3
         self._dirty = set(self._retained)
+
+    def _restart(self, reason: str) -> None:
+        """Farewell, a clean DISCONNECT, and a new connection after the shortest reconnect delay (no backoff:
+        nothing failed; the pause lets the broker see the DISCONNECT before the same client id connects again,
+        which it could otherwise take for a session takeover and answer with the old will)."""
+        client = self._client
+        if client is None or not self._session_up:
+            return
+        log.warning("MQTT session on %s restarts: %s", self.settings.where, reason)
+        self._publish_all(self.session.farewell())
+        client.disconnect()
+        if client.socket() is not None:
+            client.loop_write()
+            if client.socket() is not None:
+                client.socket().close()  # type: ignore[union-attr]
+        self._client = None
+        self._session_up = self._ready = self.ready = self.connected = False
+        self._inflight.clear()
+        self._outgoing.clear()
+        self._next_attempt = self._clock() + self.settings.reconnect_min_s
 
     # --- paho callbacks: record facts, never raise -------------------------------------------------
 
@@ -367,19 +436,30 @@ class MqttTransport:
 
     # --- the transport thread: moving messages -----------------------------------------------------
 
-    def _publish(self, topic: str, payload: str, retain: bool = False, row_id: int | None = None,
+    def _publish(self, topic: str, payload: Payload, retain: bool = False, row_id: int | None = None,
                  expiry_s: int | None = None) -> bool:
         assert self._client is not None
         properties = None
         if expiry_s is not None and self.settings.mqtt5:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.MessageExpiryInterval = expiry_s
-        info = self._client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        qos = self.settings.qos
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return False
-        self._inflight.sent(info.mid, row_id)
         self.published += 1
+        if qos == 0 and info.is_published():
+            # Written to the socket inside publish(): paho called on_publish before we knew the id. QoS 0
+            # has no acknowledgement; a complete write is as far as delivery can be followed.
+            if row_id is not None:
+                self.outbox.acknowledge(row_id)
+            return True
+        self._inflight.sent(info.mid, row_id)
         return True
+
+    def _publish_all(self, messages: list[Message]) -> None:
+        for m in messages:
+            self._publish(m.topic, m.payload, retain=m.retain)
 
     def _flush_retained(self) -> None:
         now = self._clock()
@@ -397,7 +477,8 @@ class MqttTransport:
     def _send_outgoing(self) -> None:
         while self._outgoing and self._inflight.untracked < MAX_UNTRACKED:
             item = self._outgoing.popleft()
-            if not self._publish(item.topic, item.payload):
+            payload = item.payload() if callable(item.payload) else item.payload
+            if not self._publish(item.topic, payload):
                 self._outgoing.appendleft(item)
                 return
         if len(self._outgoing) > MAX_UNTRACKED:  # the broker is not keeping up: the oldest are stale anyway
@@ -412,7 +493,7 @@ class MqttTransport:
             if not rows:
                 break
             for row in rows:
-                if not self._publish(row.topic, with_replayed(row.body, False), row_id=row.id):
+                if not self._publish(row.topic, self.session.render(row, False), row_id=row.id):
                     return
                 self._live_cursor = row.id
         # Then the backlog, with the room that is left.
@@ -422,7 +503,7 @@ class MqttTransport:
                 self._backlog_cursor = self._boundary
                 break
             for row in rows:
-                if not self._publish(row.topic, with_replayed(row.body, True), row_id=row.id):
+                if not self._publish(row.topic, self.session.render(row, True), row_id=row.id):
                     return
                 self._backlog_cursor = row.id
 
@@ -481,6 +562,10 @@ class MqttTransport:
                            f"{self.settings.where} accepted the TCP connection but did not answer MQTT CONNECT within "
                            f"{self.settings.connect_timeout_s:g} s (not an MQTT broker, or overloaded?)")
             return
+        if not self._ready:
+            if not self.session.ready():
+                return
+            self._begin_session()
         self._flush_retained()
         self._send_outgoing()
         self._send_events()
@@ -499,6 +584,8 @@ class MqttTransport:
             self._take_work()
             if self._client is not None and self._session_up:
                 self._flush_on_the_way_out()
+            elif self._client is not None and self._client.socket() is not None:
+                self._client.socket().close()  # type: ignore[union-attr]
         except Exception:
             log.exception("MQTT shutdown")
         finally:
@@ -510,13 +597,14 @@ class MqttTransport:
     def _flush_on_the_way_out(self) -> None:
         assert self._client is not None
         deadline = self._clock() + SHUTDOWN_FLUSH_S
-        self._flush_retained()
-        self._send_outgoing()
-        self._send_events()
-        while self._inflight.events and self._clock() < deadline and self._client.socket() is not None:
-            self._poll_socket(0.05)
+        if self._ready:
+            self._flush_retained()
+            self._send_outgoing()
             self._send_events()
-        self._publish(self.settings.will_topic, self.settings.will_payload, retain=True)
+            while self._inflight.events and self._clock() < deadline and self._client.socket() is not None:
+                self._poll_socket(0.05)
+                self._send_events()
+        self._publish_all(self.session.farewell())
         while len(self._inflight) and self._clock() < deadline and self._client.socket() is not None:
             self._poll_socket(0.05)
         self._client.disconnect()

@@ -7,28 +7,33 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from edge.commands import CommandRouter
+from edge.alarms import Alarm
+from edge.alarms.store import AlarmStore
+from edge.commands import CommandRouter, register_device_commands
 from edge.config import EdgeConfig
-from edge.daemon import Daemon, DaemonParts
+from edge.daemon import Daemon, DaemonParts, FrameObserver
 from edge.errors import ConfigError
 from edge.evidence import Capture, Dataset, EvidenceKeeper, EvidenceRecorder, Records
 from edge.evidence.snapshots import SnapshotReady
 from edge.inference import load_runtime
-from edge.messages import OFFLINE, DeviceIdentity, Topics, snapshot_payload
+from edge.messages import OFFLINE, DeviceIdentity, Topics
 from edge.model_choice import choose_classifier
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
 from edge.pipeline import FrameClassifier
-from edge.publishing import Publishers
+from edge.publishing import Publisher, Publishers
 from edge.publishing.plain import PlainJsonPublisher
 from edge.secrets import Secrets, load_secrets
 from edge.service.notify import Notifier
+from edge.snapshots import SnapshotTaker
 from edge.sources import open_source
+from edge.sparkplug.publisher import build_sparkplug_publisher
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ def console_users_text(config: EdgeConfig, environ: Mapping[str, str] = os.envir
 
 def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config_path: Path | None = None,
                  announce_console: Callable[[str], None] | None = None) -> Daemon:
-    """Load secrets and the model, open the outbox, and wire source, publishers, evidence, console and notifier.
+    """Load secrets and the model, open the outbox, and wire source, publishers, commands, evidence, console and notifier.
 
     ``config_path`` is the file the config came from: the console saves lane edits there.
     ``announce_console`` is called with the console's URL once it listens (the demo prints it).
@@ -95,23 +100,54 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
     choice = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois), config.model.form)
+    classifier = choice.classifier
     topics = Topics(config.topic_prefix)
-    transport = MqttTransport(mqtt_settings(config, secrets, topics), Outbox(outbox_path(config), config.outbox.max_messages))
+    settings = mqtt_settings(config, secrets, topics)
+    transport = MqttTransport(settings, Outbox(outbox_path(config), config.outbox.max_messages))
     identity = DeviceIdentity(config.device.site, config.device.line, config.device.name)
-    plain = PlainJsonPublisher(identity, topics, transport, CommandRouter() if config.mqtt.commands else None)
-    publishers = Publishers([plain])
-    parts = DaemonParts(config, choice.classifier, open_source(config.source), publishers, Notifier())
+    router = CommandRouter() if config.mqtt.commands else None
+    plain = PlainJsonPublisher(identity, topics, transport, router)
+    snapshots = SnapshotTaker({roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in config.rois})
+    snapshots.add_sink(plain.publish_snapshot)
+    publishers: list[Publisher] = [plain]
+    observers: list[FrameObserver] = [snapshots]
+    rebirths = {"plain": plain.republish}
+    sparkplug = None
+    if config.sparkplug.enabled:
+        sparkplug = build_sparkplug_publisher(config, settings, state_dir(config), str(classifier.card.tflite_sha256),
+                                              f"{classifier.runtime.name} {classifier.runtime.version}")
+        publishers.append(sparkplug)
+        observers.append(sparkplug)
+        rebirths["sparkplug"] = sparkplug.transport.rebirth
+    # Always a Publishers: the console (when enabled) joins it in attach_features.
+    parts = DaemonParts(config, classifier, open_source(config.source), Publishers(publishers), Notifier(),
+                        observers=observers, alarm_store=AlarmStore(state_dir(config) / "alarms.json"))
     daemon = Daemon(parts, stop)
 
+    def acknowledge(roi: str, by: str) -> Future[Alarm]:
+        return daemon.call_soon(lambda: daemon.acknowledge(roi, by))
+
+    if router is not None:
+        register_device_commands(router, acknowledge=acknowledge, take_snapshot=snapshots.take, snapshot_topic=topics.snapshot,
+                                 rebirths=rebirths)
+    if sparkplug is not None:
+        spb = sparkplug
+        spb.acknowledge, spb.take_snapshot = acknowledge, snapshots.take
+        snapshots.add_sink(lambda snapshot: spb.snapshot_taken(snapshot, topics.snapshot(snapshot.snapshot_id)))
+
     def send_snapshot(ready: SnapshotReady) -> None:
-        transport.send(topics.snapshot, snapshot_payload(identity, ready.record, ready.change, ready.jpeg))
+        """evidence.mqtt_snapshot: the change's frame on <prefix>/snapshot/<id>, as the snapshot command sends one."""
+        transport.send(topics.snapshot(ready.record), ready.jpeg)
 
     def classifier_for(batch: int) -> FrameClassifier:
         form = choice.form if choice.form in ("int8", "dynamic") else "int8"
         return choose_classifier(Path(config.model.path), runtime, config.model.num_threads, batch, form).classifier  # type: ignore[arg-type]
 
+    def rois_changed(new: EdgeConfig) -> None:
+        snapshots.rois = {roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in new.rois}
+
     attach_features(daemon, identity, config_path=config_path, announce_console=announce_console, classifier_for=classifier_for,
-                    send_snapshot=send_snapshot, link=plain.link_status)
+                    send_snapshot=send_snapshot, link=plain.link_status, rois_changed=rois_changed)
     return daemon
 
 
@@ -119,11 +155,13 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
                     announce_console: Callable[[str], None] | None = None,
                     classifier_for: Callable[[int], FrameClassifier] | None = None,
                     send_snapshot: Callable[[SnapshotReady], None] | None = None,
-                    link: Callable[[], Any] | None = None) -> Any:
+                    link: Callable[[], Any] | None = None,
+                    rois_changed: Callable[[EdgeConfig], None] | None = None) -> Any:
     """Register the evidence keeper (snapshots, capture) and, when enabled, the console on ``daemon``.
 
     The one place these features are wired (``build_daemon`` calls it; tests call it on a daemon built
     from the shipped fakes). ``daemon.parts.publisher`` must be a :class:`Publishers` (the console joins it).
+    ``rois_changed`` is told the running config after the console's lane editor changed the ROIs.
     Returns the console, or None.
     """
     config, parts = daemon.config, daemon.parts
@@ -140,7 +178,7 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
         return None
     if not isinstance(parts.publisher, Publishers):
         raise TypeError("the console joins the daemon's Publishers")
-    console = _console(daemon, config_path, identity, classifier_for, recorder, capture, announce_console, link)
+    console = _console(daemon, config_path, identity, classifier_for, recorder, capture, announce_console, link, rois_changed)
     parts.observers.append(console)
     parts.publisher.publishers.append(console)
     return console
@@ -148,7 +186,8 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
 
 def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
              classifier_for: Callable[[int], FrameClassifier] | None, recorder: EvidenceRecorder | None, capture: Capture,
-             announce: Callable[[str], None] | None, link: Callable[[], Any] | None) -> Any:
+             announce: Callable[[str], None] | None, link: Callable[[], Any] | None,
+             rois_changed: Callable[[EdgeConfig], None] | None) -> Any:
     """The console (imported only when enabled: its HTTP server is not loaded otherwise)."""
     from edge.console.auth import Users, parse_users
     from edge.console.live import LiveState
@@ -165,6 +204,8 @@ def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
         recount = classifier_for is not None and len(new.rois) != len(daemon.config.rois)
         classifier = classifier_for(len(new.rois)) if recount and classifier_for is not None else None
         daemon.call_soon(lambda: daemon.reconfigure(new, classifier)).result(timeout=10.0)
+        if rois_changed is not None:
+            rois_changed(new)
 
     editor = RoiEditor(config_path, lambda: daemon.config, apply)
     parts = ConsoleParts(config.console, LiveState(lambda: daemon.pipeline.rois),

@@ -18,7 +18,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "schemas"
 EVENT_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "event.json").read_text()))
 TELEMETRY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "telemetry.json").read_text()))
 REPLY_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "reply.json").read_text()))
-SNAPSHOT_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "snapshot.json").read_text()))
+ALARM_VALIDATOR = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "alarm.json").read_text()))
 PLAIN = json.loads((SCHEMAS / "plain.json").read_text())["$defs"]
 
 
@@ -29,6 +29,7 @@ class Message:
     retain: bool
     qos: int
     at: float
+    raw: bytes = b""
 
     def json(self) -> dict[str, Any]:
         return json.loads(self.payload)  # type: ignore[no-any-return]
@@ -37,7 +38,12 @@ class Message:
 def validate(message: Message) -> None:
     """Every published message must match its JSON Schema (or plain enumeration)."""
     kind = message.topic.split("/")[-1] if "/state/" not in message.topic else "state"
-    if kind == "event":
+    kind = {"/alarm/": "alarm", "/snapshot/": "snapshot"}.get(next((k for k in ("/alarm/", "/snapshot/") if k in message.topic), ""), kind)
+    if kind == "alarm":
+        ALARM_VALIDATOR.validate(message.json())
+    elif kind == "snapshot":
+        assert message.raw.startswith(b"\xff\xd8\xff") and message.raw.endswith(b"\xff\xd9"), f"{message.topic}: not a JPEG"
+    elif kind == "event":
         EVENT_VALIDATOR.validate(message.json())
     elif kind == "telemetry":
         TELEMETRY_VALIDATOR.validate(message.json())
@@ -45,8 +51,6 @@ def validate(message: Message) -> None:
         assert message.payload in PLAIN[kind]["enum"], f"{message.topic}: {message.payload!r}"
     elif kind == "reply":
         REPLY_VALIDATOR.validate(message.json())
-    elif kind == "snapshot":
-        SNAPSHOT_VALIDATOR.validate(message.json())
     else:
         raise AssertionError(f"unexpected topic {message.topic}")
 
@@ -75,7 +79,7 @@ class Subscriber:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._cond:
             self.messages.append(Message(msg.topic, msg.payload.decode("utf-8", "replace"), bool(msg.retain), msg.qos,
-                                         time.monotonic()))
+                                         time.monotonic(), bytes(msg.payload)))
             self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[list[Message]], bool], timeout: float = 20.0, what: str = "condition") -> None:

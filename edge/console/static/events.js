@@ -5,14 +5,19 @@ function describe(event) {
   if (event.type === "level") {
     return `${event.roi}: ${event.previous} → ${event.level} (p ${Number(event.probability).toFixed(2)})`;
   }
+  if (event.type === "alarm") {
+    return `${event.roi}: alarm ${event.previous} → ${event.alarm}${event.acked_by ? ` (acknowledged by ${event.acked_by})` : ""}`;
+  }
   return `camera: ${event.previous} → ${event.health}`;
 }
 
 function card(event) {
-  const state = event.type === "level" ? event.level : (event.health === "ok" ? "ok" : "unknown");
+  const state = event.type === "level" ? event.level
+    : event.type === "alarm" ? (event.alarm.startsWith("active") ? "alert" : "ok") : (event.health === "ok" ? "ok" : "unknown");
+  const label = event.type === "level" ? event.level : event.type === "alarm" ? "alarm" : event.health;
   const head = CW.el("div", { class: "head" },
     CW.el("span", { class: "time" }, CW.time(event.wall)),
-    CW.el("span", { class: `badge ${state}` }, event.type === "level" ? event.level : event.health),
+    CW.el("span", { class: `badge ${state}` }, label),
     CW.el("strong", {}, describe(event)),
     CW.el("span", { class: "muted" }, event.reason || ""));
   const li = CW.el("li", { class: "event", dataset: { snapshot: event.snapshot || "" } }, head);
