@@ -189,11 +189,15 @@ def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
              announce: Callable[[str], None] | None, link: Callable[[], Any] | None,
              rois_changed: Callable[[EdgeConfig], None] | None) -> Any:
     """The console (imported only when enabled: its HTTP server is not loaded otherwise)."""
+    try:
+        from edge.console.publisher import Console
+        from edge.console.server import ConsoleParts
+    except ImportError as exc:
+        raise ConfigError([f"console.enabled: the console needs the 'console' extra ({exc.name} is missing): "
+                           "pip install 'conveyor-watch[console]'"]) from None
     from edge.console.auth import Users, parse_users
     from edge.console.live import LiveState
-    from edge.console.publisher import Console
     from edge.console.rois import RoiEditor
-    from edge.console.server import ConsoleParts
 
     config = daemon.config
     users_text = console_users_text(config)
