@@ -32,6 +32,12 @@ took() { echo "    (${1:-step} took $((SECONDS - T0)) s)"; }
 link() { basename "$(readlink "$PREFIX/$1" 2>/dev/null)" 2>/dev/null; }
 is() { [ "$1" = "$2" ]; }
 has() { grep -q -- "$2" "$1"; }
+fails() { ! "$@"; }
+as_service() {  # run "$@" as the service user inside the running unit's mount namespace
+  local pid
+  pid="$(systemctl show -p MainPID --value conveyor-watch.service)"
+  nsenter -t "$pid" -m -S "$(id -u conveyor)" -G "$(id -g conveyor)" "$@"
+}
 active() { systemctl is-active --quiet conveyor-watch.service; }
 service_runs() {  # the main process has mapped files from /opt/conveyor-watch/<version>/ (the resolved link)
   local pid
@@ -178,6 +184,25 @@ phase2() {
   check "re-running the same bundle exits 0 and says nothing changed" has "$OUT" "nothing changed"
   check "... and does not restart the running service (same main PID)" is "$(systemctl show -p MainPID --value conveyor-watch.service)" "$pid"
   took "upgrade"
+
+  step "phase 2: the console may rewrite config.yaml only after install.sh --console-edits"
+  check "by default the service cannot write in $CONF" fails as_service touch "$CONF/.probe"
+  run_install "$V2_DIR/install.sh" --offline --console-edits
+  check "--console-edits exits 0" is "$RC" 0
+  check "a drop-in gives the unit ReadWritePaths=$CONF" bash -c "systemctl show -p ReadWritePaths --value conveyor-watch.service | grep -q $CONF"
+  check "the service is active" wait_active 240
+  check "the service user can now write in $CONF under the unit" as_service touch "$CONF/.probe"
+  check "... replace config.yaml atomically (it owns it)" as_service bash -c "cp $CONF/config.yaml $CONF/.c && mv -f $CONF/.c $CONF/config.yaml"
+  check "... but not move the root-owned credentials away (sticky folder)" fails as_service mv "$CONF/credentials" "$CONF/stolen"
+  rm -f "$CONF/.probe"
+  run_install "$V2_DIR/install.sh" --offline
+  check "a re-run remembers the choice" bash -c "systemctl show -p ReadWritePaths --value conveyor-watch.service | grep -q $CONF"
+  run_install "$V2_DIR/install.sh" --offline --no-console-edits
+  check "--no-console-edits exits 0" is "$RC" 0
+  check "the service is active" wait_active 240
+  check "$CONF is read-only for the service again" fails as_service touch "$CONF/.probe"
+  check "config.yaml is root:conveyor 0640 again" is "$(stat -c '%U:%G %a' "$CONF/config.yaml")" "root:conveyor 640"
+  took "console edits"
 
   step "phase 2: upgrade to $V3, whose model is refused (exit 3): automatic rollback"
   run_install "$V3_DIR/install.sh" --offline

@@ -56,14 +56,14 @@ make_env() {  # make_env DIR EXTRAS [extra pip args...]
 }
 
 if [ "$what" = main ] || [ "$what" = all ]; then
-  make_env .venv "converter,litert,camera,dev,protoc,console,browser"
+  make_env .venv "converter,litert,camera,dev,protoc,browser"
   # Genuine Keras 2 (tf-keras) only to write a legacy .h5 in the tests; --no-deps so it
   # reuses tensorflow-cpu instead of pulling the full tensorflow wheel.
   .venv/bin/python -c "import tf_keras" 2>/dev/null || \
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "tf-keras==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
 fi
 if [ "$what" = edge ]; then
-  make_env .venv-edge "litert,console"
+  make_env .venv-edge "litert"
 fi
 if [ "$what" = tflite ] || [ "$what" = all ]; then
   make_env .venv-tflite "tflite,camera,dev" "numpy<2" "opencv-python-headless<4.11"

@@ -4,7 +4,7 @@
 # the bundle's wheels with pip --no-index.
 #
 #   sudo ./install.sh --offline [site options] [--runtime litert|tflite] [--with-opencv]
-#                     [--no-start] [--ready-timeout SECONDS] [--reinstall]
+#                     [--no-start] [--ready-timeout SECONDS] [--reinstall] [--console-edits|--no-console-edits]
 #   sudo ./install.sh --rollback              back to the previous version, restarted and checked
 #   sudo ./install.sh --uninstall [--purge]   keeps /etc/conveyor-watch and the outbox unless --purge
 #   sudo ./install.sh --status
@@ -13,6 +13,11 @@
 #   --site NAME --line NAME --device NAME --broker HOST[:PORT] --protocol 3.1.1|5 --username NAME
 #   --password-file FILE --tls --ca-file FILE --cert-file FILE --key-file FILE
 #   --camera picamera2[:N]|opencv:URI|images:FOLDER|synthetic --size WxH --fps N --yes
+#
+# --console-edits lets the commissioning console save lanes into config.yaml: a unit drop-in gives the
+# service ReadWritePaths=/etc/conveyor-watch, the folder becomes sticky and group-writable (the service
+# can replace only files it owns: config.yaml and its backups, never the root-owned credentials) and
+# config.yaml belongs to the service user. It is remembered; --no-console-edits takes it back.
 #
 # Versions live side by side in /opt/conveyor-watch/<version>, with `current` and `previous` links.
 # An upgrade installs beside the running version, switches `current`, restarts the service and
@@ -31,6 +36,7 @@ CONF=/etc/conveyor-watch
 STATE=/var/lib/conveyor-watch
 UNIT_NAME=conveyor-watch.service
 UNIT_FILE=/etc/systemd/system/$UNIT_NAME
+CONSOLE_DROPIN=/etc/systemd/system/$UNIT_NAME.d/console-edits.conf
 USER_NAME=conveyor
 CLI_LINK=/usr/local/bin/edge-daemon
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,7 +48,7 @@ fail() { echo "install.sh: $*" >&2; exit 1; }   # installed, but not running as 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # --- options -------------------------------------------------------------------------------------
-MODE=install PURGE=0 START=1 REINSTALL=0 READY_TIMEOUT=90 RUNTIME="" WITH_OPENCV="" YES=0
+MODE=install PURGE=0 START=1 REINSTALL=0 READY_TIMEOUT=90 RUNTIME="" WITH_OPENCV="" YES=0 CONSOLE_EDITS=""
 INIT_ARGS=()
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 while [ $# -gt 0 ]; do
@@ -55,6 +61,8 @@ while [ $# -gt 0 ]; do
     --no-start) START=0; shift ;;
     --reinstall) REINSTALL=1; shift ;;
     --with-opencv) WITH_OPENCV=1; shift ;;
+    --console-edits) CONSOLE_EDITS=1; shift ;;
+    --no-console-edits) CONSOLE_EDITS=0; shift ;;
     --yes) YES=1; INIT_ARGS+=(--yes); shift ;;
     --tls) INIT_ARGS+=(--tls); shift ;;
     --runtime) need_value "$@"; RUNTIME="$2"; shift 2 ;;
@@ -351,7 +359,31 @@ if [ ! -e "$CONF/config.yaml" ]; then
 elif [ ${#INIT_ARGS[@]} -gt 0 ] && [ "${INIT_ARGS[*]}" != "--yes" ]; then
   note "$CONF/config.yaml exists: site options ignored (edit it, or remove it to write a new one)"
 fi
-chown root:"$USER_NAME" "$CONF/config.yaml" && chmod 0640 "$CONF/config.yaml"
+# Console edits: asked for now, or kept from an earlier install (the drop-in remembers).
+if [ -z "$CONSOLE_EDITS" ]; then
+  if [ -f "$CONSOLE_DROPIN" ]; then CONSOLE_EDITS=1; else CONSOLE_EDITS=0; fi
+fi
+if [ "$CONSOLE_EDITS" = 1 ]; then
+  chmod 1770 "$CONF"
+  chown "$USER_NAME":"$USER_NAME" "$CONF/config.yaml" && chmod 0640 "$CONF/config.yaml"
+  if [ ! -f "$CONSOLE_DROPIN" ]; then
+    install -d "$(dirname "$CONSOLE_DROPIN")"
+    printf '# install.sh --console-edits: the console may save lanes into config.yaml\n[Service]\nReadWritePaths=%s\n' "$CONF" \
+      > "$CONSOLE_DROPIN"
+    CHANGED=1
+    note "console edits allowed: the service may rewrite $CONF/config.yaml (install.sh --no-console-edits takes it back)"
+  fi
+else
+  chmod 0750 "$CONF"
+  chown root:"$USER_NAME" "$CONF/config.yaml" && chmod 0640 "$CONF/config.yaml"
+  if [ -f "$CONSOLE_DROPIN" ]; then
+    rm -f "$CONSOLE_DROPIN"
+    rmdir "$(dirname "$CONSOLE_DROPIN")" 2>/dev/null || true
+    CHANGED=1
+    note "console edits taken back: $CONF is read-only for the service again"
+  fi
+fi
+if systemd_running && [ "$CHANGED" = 1 ]; then systemctl daemon-reload; fi
 for cert in ca.crt client.crt; do
   if [ -f "$CONF/$cert" ]; then chmod 0644 "$CONF/$cert"; fi
 done

@@ -193,8 +193,8 @@ def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
         from edge.console.publisher import Console
         from edge.console.server import ConsoleParts
     except ImportError as exc:
-        raise ConfigError([f"console.enabled: the console needs the 'console' extra ({exc.name} is missing): "
-                           "pip install 'conveyor-watch[console]'"]) from None
+        raise ConfigError([f"console.enabled: the console's HTTP server is not installed ({exc.name} is missing): "
+                           "pip install 'tornado>=6.3,<7' into the daemon's environment"]) from None
     from edge.console.auth import Users, parse_users
     from edge.console.live import LiveState
     from edge.console.rois import RoiEditor
