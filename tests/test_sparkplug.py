@@ -263,6 +263,35 @@ def test_a_camera_fault_kills_the_roi_devices_and_seq_wraps_after_255(tmp_path: 
         host.close()
 
 
+def test_lanes_drawn_or_removed_in_the_console_are_born_or_die_as_devices(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The ROI set changes at run time: the removed lane's device gets a DDEATH, the node is born again with
+    the new set (fresh aliases), and a command to the new lane's device reaches it."""
+    host = SparkplugHost(mosquitto.port, "g1", tmp_path / "host.jsonl")
+    settings = MqttSettings(mosquitto.host, mosquitto.port, "spb-lanes", "spBv1.0/g1/NDEATH/node", "", qos=0, reconnect_min_s=0.1)
+    view = NodeView(status="unknown", health="ok", model_sha256="a" * 64, runtime="fake 0", version="0", site="s", line="l")
+    publisher = SparkplugPublisher(SparkplugOptions("g1", "node", fps_deadband=0.5), view, ["belt", "lane-2"], settings,
+                                   Outbox(tmp_path / "o.sqlite", 1000), BdSeqFile(tmp_path / "bdseq"))
+    snapshots: list[str] = []
+    publisher.take_snapshot = snapshots.append
+    try:
+        publisher.start(DeviceState.starting(["belt", "lane-2"]))
+        host.wait_for(lambda ms: len(host.sparkplug("DBIRTH")) == 2, 15, "the births")
+        publisher.state_changed(DeviceState.starting(["belt", "lane-3"]))
+        host.wait_for(lambda ms: len(host.sparkplug("NBIRTH")) == 2 and {"lane-3"} <= {m["device"] for m in host.sparkplug("DBIRTH")},
+                      15, "the node born again with lane-3")
+        assert [m["device"] for m in host.sparkplug("DDEATH")] == ["lane-2"]
+        second_births = {m["device"] for m in host.sparkplug("DBIRTH")[2:]}
+        assert second_births == {"belt", "lane-3"}
+        host.send("snapshot node lane-3")
+        wait_until(lambda: snapshots == ["lane-3"], 15, "the new device's command handled")
+        stream = node_stream(host)
+        assert_seq_continuity(stream)
+        assert_aliases(stream[stream.index(host.sparkplug("NBIRTH")[1]):])
+    finally:
+        publisher.close()
+        host.close()
+
+
 @pytest.fixture
 def acl_broker(tmp_path: Path) -> Mosquitto:
     passwd = tmp_path / "passwd"

@@ -46,8 +46,9 @@ class Session(Protocol):
     def births(self) -> list[Message]:
         """The first messages once the session is ready, and again on :meth:`MqttTransport.rebirth`."""
 
-    def render(self, event: StoredEvent, replayed: bool) -> Payload:
-        """A stored event as published; ``replayed`` = stored before this session became ready."""
+    def render(self, event: StoredEvent, replayed: bool) -> Payload | None:
+        """A stored event as published; ``replayed`` = stored before this session became ready.
+        None: it no longer applies (its device is gone) and is dropped unsent."""
 
     def farewell(self) -> list[Message]:
         """Published before a deliberate disconnect (stop, :meth:`MqttTransport.restart_session`)."""

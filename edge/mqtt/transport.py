@@ -49,7 +49,7 @@ from paho.mqtt.properties import Properties
 from edge.mqtt.backoff import Backoff
 from edge.mqtt.inflight import InFlight
 from edge.mqtt.session import Message, Payload, PayloadSource, PlainSession, Session
-from edge.outbox import BodyBuilder, Outbox
+from edge.outbox import BodyBuilder, Outbox, StoredEvent
 
 log = logging.getLogger(__name__)
 WINDOW = 64  # events in flight at once: bounds paho's memory during a long replay
@@ -148,6 +148,7 @@ class MqttTransport:
         self.outbox = outbox
         self.session: Session = session or PlainSession(settings.will_topic, settings.will_payload)
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
+        self._filters: dict[str, Callable[[str, bytes], None]] = {}
         self._clock = clock
         self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -186,6 +187,10 @@ class MqttTransport:
     def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Before :meth:`start`: call ``handler(payload)`` on this thread for each message on ``topic``."""
         self._subscriptions[topic] = handler
+
+    def subscribe_filter(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Before :meth:`start`: call ``handler(topic, payload)`` for each message matching a wildcard filter."""
+        self._filters[topic_filter] = handler
 
     def start(self) -> None:
         self._thread.start()
@@ -261,6 +266,7 @@ class MqttTransport:
                 self._dirty = set(self._retained)
             elif isinstance(item, _Rebirth):
                 if self._ready:
+                    self._send_outgoing()  # what was handed over before the rebirth goes out before it
                     self._publish_all(self.session.births())
             elif isinstance(item, _RestartSession):
                 self._restart(item.reason)
@@ -365,7 +371,7 @@ class MqttTransport:
             self._last_logged = None
         assert self._client is not None
         self.session.connected()
-        for topic in self._subscriptions:
+        for topic in [*self._subscriptions, *self._filters]:
             self._client.subscribe(topic, qos=1)
 
     def _begin_session(self) -> None:
@@ -431,6 +437,11 @@ class MqttTransport:
             handler = self._subscriptions.get(message.topic)
             if handler is not None:
                 handler(bytes(message.payload))
+                return
+            for topic_filter, with_topic in self._filters.items():
+                if paho.topic_matches_sub(topic_filter, message.topic):
+                    with_topic(message.topic, bytes(message.payload))
+                    return
         except Exception:
             log.exception("handling a message on %s failed", getattr(message, "topic", "?"))
 
@@ -486,6 +497,13 @@ class MqttTransport:
                 self._outgoing.popleft()
                 self.not_sent += 1
 
+    def _publish_stored(self, row: StoredEvent, replayed: bool) -> bool:
+        payload = self.session.render(row, replayed)
+        if payload is None:  # the session says it no longer applies: drop it as if delivered
+            self.outbox.acknowledge(row.id)
+            return True
+        return self._publish(row.topic, payload, row_id=row.id)
+
     def _send_events(self) -> None:
         # New events first: they are what the plant is waiting for.
         while self._inflight.events < WINDOW:
@@ -493,7 +511,7 @@ class MqttTransport:
             if not rows:
                 break
             for row in rows:
-                if not self._publish(row.topic, self.session.render(row, False), row_id=row.id):
+                if not self._publish_stored(row, replayed=False):
                     return
                 self._live_cursor = row.id
         # Then the backlog, with the room that is left.
@@ -503,7 +521,7 @@ class MqttTransport:
                 self._backlog_cursor = self._boundary
                 break
             for row in rows:
-                if not self._publish(row.topic, self.session.render(row, True), row_id=row.id):
+                if not self._publish_stored(row, replayed=True):
                     return
                 self._backlog_cursor = row.id
 

@@ -73,10 +73,17 @@ class Catalogue:
     """Every metric of the node and its ROI devices, by name and by alias."""
 
     def __init__(self, rois: Sequence[str]) -> None:
-        self.rois = list(rois)
         self.node = {m.name: m for m in Node.ALL}
-        self.devices = {roi: {name: MetricSpec(name, 1000 * (i + 1) + offset, datatype) for name, offset, datatype in DEVICE_METRICS}
-                        for i, roi in enumerate(self.rois)}
+        self.rois: list[str] = []
+        self.devices: dict[str, dict[str, MetricSpec]] = {}
+        self.set_rois(rois)
+
+    def set_rois(self, rois: Sequence[str]) -> None:
+        """The devices after the ROIs changed (the console's lane editor): aliases are numbered afresh,
+        which is allowed because a rebirth announces them again."""
+        devices = {roi: {name: MetricSpec(name, 1000 * (i + 1) + offset, datatype) for name, offset, datatype in DEVICE_METRICS}
+                   for i, roi in enumerate(rois)}
+        self.devices, self.rois = devices, list(rois)  # each a single assignment: readers on other threads see old or new
 
     def spec(self, device: str | None, name: str) -> MetricSpec:
         return self.node[name] if device is None else self.devices[device][name]

@@ -82,8 +82,8 @@ class SparkplugPublisher:
         self.acknowledge: Callable[[str, str], Future[Any]] | None = None  # wired by start-up: (roi, operator)
         self.take_snapshot: Callable[[str], Any] | None = None  # wired by start-up: (roi)
         self.transport.subscribe(self.topics.node("NCMD"), self._on_ncmd)
-        for roi in rois:
-            self.transport.subscribe(self.topics.device("DCMD", roi), functools.partial(self._on_dcmd, roi))
+        # One filter for every device's commands: lanes drawn later in the console are devices too.
+        self.transport.subscribe_filter(self.topics.device("DCMD", "+"), self._on_any_dcmd)
         if self.host is not None:
             self.transport.subscribe(SparkplugTopics.state(self.host.host_id), self._on_state)
 
@@ -94,6 +94,9 @@ class SparkplugPublisher:
         self.transport.start()
 
     def state_changed(self, state: DeviceState) -> None:
+        rois = [roi for roi, _ in state.levels]
+        if rois != self.catalogue.rois:
+            self._rois_changed(rois)
         with self._lock:
             old = self._view
             view = replace(old, status=str(state.summary), health=str(state.health))
@@ -117,6 +120,27 @@ class SparkplugPublisher:
                 self._store(change.roi, m.alarm_values(change.alarm), change.wall)
         elif isinstance(change, HealthChanged):
             self._health_changed(change)
+
+    def _rois_changed(self, rois: list[str]) -> None:
+        """Lanes were added, removed or moved: removed devices die, then the node is born again with the new set."""
+        gone = [roi for roi in self.catalogue.rois if roi not in rois]
+        for roi in gone:
+            if self._view.device(roi).alive:
+                self.transport.send(self.topics.device("DDEATH", roi), self.session.ddeath)
+        with self._lock:
+            self._view = replace(self._view, devices={roi: self._view.device(roi) for roi in rois})
+            self.catalogue.set_rois(rois)
+        for roi in gone:
+            self._last_probability.pop(roi, None)
+        log.info("Sparkplug devices now %s: rebirth", ", ".join(rois))
+        self.transport.rebirth()
+
+    def _on_any_dcmd(self, topic: str, payload: bytes) -> None:
+        roi = topic.rsplit("/", 1)[-1]
+        if roi in self.catalogue.devices:
+            self._on_dcmd(roi, payload)
+        else:
+            log.warning("Sparkplug DCMD for unknown device %r ignored", roi)
 
     def _health_changed(self, change: HealthChanged) -> None:
         with self._lock:

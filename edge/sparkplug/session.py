@@ -113,9 +113,12 @@ class SparkplugSession:
                    for roi in self.catalogue.rois if view.device(roi).alive]
         return births
 
-    def render(self, event: StoredEvent, replayed: bool) -> Payload:
+    def render(self, event: StoredEvent, replayed: bool) -> Payload | None:
         record = json.loads(event.body)
         device, stamp = record["d"], int(record["t"])
+        if device is not None and device not in self.catalogue.devices:
+            return None  # held data of a lane removed since: its device is gone
+
         readings = [Reading(self.catalogue.spec(device, name), value, stamp) for name, value in record["m"]]
         return encode(readings, timestamp_ms=self._clock_ms(), seq=self.next_seq(), historical=replayed)
 
