@@ -35,6 +35,14 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 def main() -> None:
     model, seconds = Path(sys.argv[1]), float(sys.argv[2])
+    result = measure(model, seconds, {})
+    # The evidence recorder (on by default) keeps the frames around each change: its cost, on its own.
+    core = measure(model, seconds, {"evidence": {"enabled": False}})
+    result["peak_rss_mb_evidence_off"] = core["peak_rss_mb"]
+    print(json.dumps(result))
+
+
+def measure(model: Path, seconds: float, extra: dict[str, object]) -> dict[str, object]:
     broker = Mosquitto().start()
     with tempfile.TemporaryDirectory() as tmp:
         # A camera-like source: real 640x480 JPEG files decoded per frame (the simulator's renderer
@@ -48,7 +56,7 @@ def main() -> None:
         config.write_text(json.dumps({
             "model": {"path": str(model)}, "mqtt": {"port": broker.port}, "telemetry": {"interval_s": 1},
             "source": {"type": "images", "folder": str(frames), "fps": 15, "loop": True},
-            "service": {"state_dir": str(Path(tmp) / "state"), "log_level": "warning"}}))
+            "service": {"state_dir": str(Path(tmp) / "state"), "log_level": "warning"}, **extra}))
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(Path(tmp) / "notify"))
         notify.settimeout(30)
@@ -71,8 +79,8 @@ def main() -> None:
         proc.wait(15)
         notify.close()
     broker.close()
-    print(json.dumps({"start_to_first_inference_s": ready, "peak_rss_mb": peak / 1024.0, "exit_code": proc.returncode,
-                      "python": sys.executable}))
+    return {"start_to_first_inference_s": ready, "peak_rss_mb": peak / 1024.0, "exit_code": proc.returncode,
+            "python": sys.executable}
 
 
 if __name__ == "__main__":
