@@ -5,11 +5,12 @@ Commands:
   init                  write a first config for this site, line, device, broker and camera
   check-config FILE     validate a config (and, with --credentials-dir, its credentials) and print it
   demo                  the whole product on this machine: broker, daemon, simulated camera, subscriber
+  model ACTION          the device's models: install a signed bundle, status, list, promote, rollback (docs/models.md)
 
 Exit codes:
   0  success (also after SIGTERM/SIGINT: a clean stop)
   1  unexpected internal error (logged with a traceback)
-  2  invalid configuration or arguments
+  2  invalid configuration or arguments; a model bundle or model action refused
   3  the model was refused (missing, corrupt, or not matching its card)
   4  the demo's broker could not be started
 """
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", metavar="HOST:PORT", help="use this broker instead of starting one on loopback")
     p.add_argument("--seconds", type=float, default=20.0, help="stream time to run (default 20: two drops and recoveries)")
     p.add_argument("--runtime", default="auto", help="TFLite runtime (default auto)")
+    from edge.modelstore.cli import add_arguments as add_model_arguments
+
+    add_model_arguments(sub.add_parser("model", help="install a signed model bundle; status, list, promote, rollback"))
     return parser
 
 
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             from edge.demo import run_demo
 
             return run_demo(args.broker, args.seconds, args.runtime)
+        if args.command == "model":
+            from edge.modelstore.cli import run as run_model
+
+            return run_model(args)
     except ConfigError as exc:
         return _config_errors(exc)
     except ModelError as exc:

@@ -18,7 +18,8 @@ from edge.config import EdgeConfig
 from edge.daemon import Daemon, DaemonParts, FrameObserver
 from edge.inference import load_runtime
 from edge.messages import OFFLINE, DeviceIdentity, Topics
-from edge.model_choice import choose_classifier
+from edge.modelstore.service import attach_models, open_models
+from edge.modelstore.shadow import ShadowObserver
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
@@ -66,8 +67,8 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     """Load secrets and the model, open the outbox, and wire source, publisher and notifier."""
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
-    classifier = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois),
-                                   config.model.form).classifier
+    models = open_models(config, state_dir(config), runtime)  # the model store's active model, else model.path
+    classifier = models.running.classifier
     topics = Topics(config.topic_prefix)
     settings = mqtt_settings(config, secrets, topics)
     transport = MqttTransport(settings, Outbox(outbox_path(config), config.outbox.max_messages))
@@ -77,7 +78,8 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     snapshots = SnapshotTaker({roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in config.rois})
     snapshots.add_sink(plain.publish_snapshot)
     publishers: list[Publisher] = [plain]
-    observers: list[FrameObserver] = [snapshots]
+    shadow = ShadowObserver()
+    observers: list[FrameObserver] = [snapshots, shadow]
     rebirths = {"plain": plain.republish}
     sparkplug = None
     if config.sparkplug.enabled:
@@ -89,6 +91,7 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     parts = DaemonParts(config, classifier, open_source(config.source), Publishers(publishers) if sparkplug else plain, Notifier(),
                         observers=observers, alarm_store=AlarmStore(state_dir(config) / "alarms.json"))
     daemon = Daemon(parts, stop)
+    shadow.active_card = lambda: daemon.pipeline.classifier.card
 
     def acknowledge(roi: str, by: str) -> Future[Alarm]:
         return daemon.call_soon(lambda: daemon.acknowledge(roi, by))
@@ -96,6 +99,7 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None) -> Dae
     if router is not None:
         register_device_commands(router, acknowledge=acknowledge, take_snapshot=snapshots.take, snapshot_topic=topics.snapshot,
                                  rebirths=rebirths)
+    attach_models(daemon, models, config, runtime, shadow, router)
     if sparkplug is not None:
         spb = sparkplug
         spb.acknowledge, spb.take_snapshot = acknowledge, snapshots.take
