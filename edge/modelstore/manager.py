@@ -93,7 +93,7 @@ class ModelManager:
         self._refused_candidates: set[str] = set()
         self._startup_refusals = list(startup.refusals)
         self._announced_path = self.store.folder / "announced.json"
-        self._announced = self._read_announced()
+        self._announced = self._read_announced()  # the last generation published (announced.json lags it by a second)
         self._announce_due: tuple[int, float] | None = None  # (generation, when its events were handed over)
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -137,6 +137,12 @@ class ModelManager:
                     future.set_exception(exc)
         if self._shadow is not None:
             self._shadow.stop()
+        while True:  # actions asked for while stopping: their replies say so
+            try:
+                _, future = self._tasks.get_nowait()
+            except queue.Empty:
+                return
+            future.cancel()
 
     # --- reconciling with the registry ---------------------------------------------------------------
 
@@ -169,6 +175,7 @@ class ModelManager:
         if published is None:
             published = self._publish(events)
         if pending and published:
+            self._announced = pending[-1].generation
             self._announce_due = (pending[-1].generation, time.monotonic())
         self._follow_candidate(registry)
 
@@ -325,7 +332,6 @@ class ModelManager:
             return None
 
     def _write_announced(self, generation: int) -> None:
-        self._announced = generation
         try:
             replace_atomically(self._announced_path, (json.dumps({"generation": generation}) + "\n").encode(), "announced")
         except OSError as exc:

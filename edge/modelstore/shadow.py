@@ -225,8 +225,8 @@ class ShadowRun:
         output = self.classifier.classify(self._batch)
         ms = (time.perf_counter() - start) * 1000.0
         candidate = alert_scores(output)
-        if len(candidate) != len(sample.active):
-            self.skipped += 1
+        if len(candidate) != len(sample.active):  # the ROIs changed under the run: nothing to compare
+            self.errors += 1
             return
         with self._lock:
             self.stats.add(sample.active, candidate, (sample.active_threshold, self._thresholds[0]),
