@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.errors import ModelError
 from edge.modelstore.bundle import VerifiedBundle, verify_bundle
 from edge.modelstore.errors import BundleRefused, StoreError
 from edge.modelstore.faults import step
@@ -92,8 +93,6 @@ def install(store: ModelStore, trust: Trust, data: bytes, where: str, by: str, c
 def _checked(store: ModelStore, bundle: VerifiedBundle, by: str, clock: Clock, check: Check | None) -> Any:
     if check is None:
         return None
-    from edge.errors import ModelError
-
     try:
         return check(store.model_path(bundle.model_sha256))
     except ModelError as exc:

@@ -346,15 +346,16 @@ class ModelManager:
     def _promote(self, target: str | None, by: str, reason: str = "") -> dict[str, Any]:
         registry = self.store.registry.read()
         sha = self.store.resolve(target) if target is not None else registry.candidate
-        shadowed = self._shadow is not None and self._shadow.sha256 == sha
-        if not shadowed:
-            self._stop_shadow()
+        shadowed = self._shadow is not None and self._shadow.sha256 == sha  # loaded and running already: no check needed
         outcome = actions.promote(self.store, self.trust, target, by, self._clock, None if shadowed else self._check, reason)
         self.reconcile(force=True)
         return self._switch_result(outcome)
 
     def _check(self, path: Path) -> None:
-        self._load(path)  # built and dropped: proves the runtime loads it; the switch loads it again
+        """Load the model (verified already) and drop it: proves the runtime loads it before the registry changes.
+        The shadow run goes first, so no more than one interpreter is ever held beside the active one."""
+        self._stop_shadow()
+        self._load(path)
 
     def _switch_result(self, outcome: actions.Outcome) -> dict[str, Any]:
         with self._lock:
@@ -369,7 +370,6 @@ class ModelManager:
 
     def rollback(self, by: str = "command") -> Future[Any]:
         def work() -> dict[str, Any]:
-            self._stop_shadow()
             outcome = actions.rollback(self.store, self.trust, by, self._clock, self._check, Path(self.config.model.path))
             self.reconcile(force=True)
             return self._switch_result(outcome)
@@ -378,10 +378,10 @@ class ModelManager:
     def install(self, data: bytes, where: str, by: str = "command") -> Future[Any]:
         """Verify and store a bundle and make it the candidate (its shadow run starts); the console's upload uses this."""
         def work() -> dict[str, Any]:
-            self._stop_shadow()  # the new candidate replaces it; its interpreter is built by the check below
             loaded: list[Classifier] = []
 
-            def check(path: Path) -> None:
+            def check(path: Path) -> None:  # verified and stored: the new candidate replaces the shadowed one
+                self._stop_shadow()
                 loaded.append(self._load(path)[0])
             outcome = actions.install(self.store, self.trust, data, where, by, self._clock, check)
             if outcome.sha256 is not None and loaded and outcome.registry.candidate == outcome.sha256:
