@@ -1,4 +1,4 @@
-"""``conveyor-convert`` / ``python -m converter``: synth, train, quantize, evaluate, build-default.
+"""``conveyor-convert`` / ``python -m converter``: synth, train, quantize, evaluate, build-default, keygen, bundle.
 
 Exit codes: 0 success; 2 bad input (dataset, model, arguments); 3 the int8 gate failed;
 130 interrupted.
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("build/default-model"), help="scratch folder for dataset and float model")
     p.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="where the int8 model goes")
     p.add_argument("--seed", type=int, default=7)
+    from converter import bundle  # keygen, bundle: signed model bundles (no TensorFlow)
+
+    bundle.add_parsers(sub)
     return parser
 
 
@@ -80,6 +83,11 @@ def _positive(value: int, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from converter import bundle
+
+    if args.command in bundle.COMMANDS:
+        print(json.dumps(bundle.run(args)))
+        return 0
     from converter.release import ReleaseOptions
 
     if args.command == "synth":

@@ -7,11 +7,12 @@ Commands:
   demo                  the whole product on this machine: broker, daemon, simulated camera, subscriber, console
   capture --config FILE capture frames for this line's dataset (or --export the labelled ones for training)
   console-user FILE NAME  add or change a console user (the password is read from the terminal or stdin)
+  model ACTION          the device's models: install a signed bundle, status, list, promote, rollback (docs/models.md)
 
 Exit codes:
   0  success (also after SIGTERM/SIGINT: a clean stop)
   1  unexpected internal error (logged with a traceback)
-  2  invalid configuration or arguments
+  2  invalid configuration or arguments; a model bundle or model action refused
   3  the model was refused (missing, corrupt, or not matching its card)
   4  the demo's broker could not be started
 """
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="the users file (console.users_file); created if missing, mode 0600")
     p.add_argument("name", help="user name (letters, digits, '_' or '-')")
     p.add_argument("--role", choices=["admin", "viewer"], default="viewer", help="admin may edit lanes, capture and label")
+    from edge.modelstore.cli import add_arguments as add_model_arguments
+
+    add_model_arguments(sub.add_parser("model", help="install a signed model bundle; status, list, promote, rollback"))
     return parser
 
 
@@ -215,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args.config, args.seconds, args.every, capture=True)
         if args.command == "console-user":
             return cmd_console_user(args.file, args.name, args.role)
+        if args.command == "model":
+            from edge.modelstore.cli import run as run_model
+
+            return run_model(args)
     except ConfigError as exc:
         return _config_errors(exc)
     except ModelError as exc:

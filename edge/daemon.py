@@ -70,6 +70,7 @@ class DaemonParts:
     observers: list[FrameObserver] = field(default_factory=list)
     evidence: SnapshotSource | None = None
     alarm_store: AlarmStore | None = None  # None: alarms kept in memory only (tests)
+    figures: list[Callable[[], dict[str, Any]]] = field(default_factory=list)  # features' own telemetry members
 
 
 class Daemon:
@@ -117,6 +118,15 @@ class Daemon:
                     future.set_result(work())
                 except Exception as exc:
                     future.set_exception(exc)
+
+    def use_classifier(self, classifier: FrameClassifier) -> None:
+        """Judge the next frame with ``classifier`` (in the frame loop only: :meth:`call_soon`). The levels'
+        smoothing and the image health carry on, so the plant sees no gap; every event from here on
+        carries the new model's sha256."""
+        self.pipeline.use_classifier(classifier)
+        self.parts.classifier = classifier
+        self.runtime_label = f"{classifier.runtime.name} {classifier.runtime.version}"
+        self.model_sha256 = str(classifier.card.tflite_sha256)
 
     # --- the published state ---------------------------------------------------------------------
 
@@ -217,6 +227,8 @@ class Daemon:
             "mqtt": {"connected": link.connected, "last_error": link.last_error, "not_sent": link.not_sent},
             "outbox": {"pending": link.pending, "dropped": link.dropped, "durable": link.durable},
         })
+        for extra in self.parts.figures:
+            figures.update(extra())
         self.parts.publisher.telemetry(TelemetrySnapshot(figures, self.parts.wall_clock(), self.parts.clock_synced(),
                                                          self.model_sha256))
         # `systemctl status` shows this line: the place an operator looks first.

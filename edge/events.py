@@ -68,4 +68,22 @@ class TelemetrySnapshot:
     model_sha256: str
 
 
-Change = LevelChanged | HealthChanged | AlarmChanged
+@dataclass(frozen=True)
+class ModelChanged:
+    """The device's model changed, or a change was refused (edge.modelstore): ``installed`` (a new candidate),
+    ``promoted``, ``rolled_back``, ``refused``, or a shadow run's verdict (``shadow_passed``, ``shadow_failed``,
+    ``shadow_incomplete``)."""
+
+    action: str
+    model: str | None  # the model concerned (its int8 sha256); None: not known (a bundle that could not be read)
+    previous_model: str | None  # the model active before (promoted, rolled_back)
+    reason: str
+    by: str  # cli, command, auto, startup, console
+    key_id: str | None  # the key that signed the model concerned (None: unsigned or not known)
+    generation: int | None  # the registry change this reports (None: the daemon's own observation)
+    wall: float
+    clock_synced: bool
+    model_sha256: str  # the model deciding once the change is done
+
+
+Change = LevelChanged | HealthChanged | AlarmChanged | ModelChanged

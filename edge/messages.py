@@ -6,7 +6,7 @@ Topics under ``<prefix>/`` (for example ``plant/site/line/device/``):
                   runs (the worst level over every ROI), ``offline`` when it stops or dies (the last will)
 ``health``        retained ``ok`` / ``camera_fault`` / ``degraded``
 ``state/<roi>``   retained level, a plain string a PLC can compare: ``ok`` / ``warning`` / ``alert`` / ``unknown``
-``event``         JSON on every level or health change, QoS 1, stored and forwarded (schemas/event.json)
+``event``         JSON on every level, health, alarm or model change, QoS 1, stored and forwarded (schemas/event.json)
 ``telemetry``     JSON every few seconds, QoS 1, never stored (schemas/telemetry.json)
 ``alarm/<roi>``   retained JSON: the ROI's alarm record (ISA-18.2 state, who acknowledged it; schemas/alarm.json)
 ``command``       (subscribed only when enabled) JSON commands (schemas/command.json); replies on ``command/reply``
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.alarms import Alarm
-from edge.events import AlarmChanged, Change, LevelChanged, TelemetrySnapshot
+from edge.events import AlarmChanged, Change, HealthChanged, LevelChanged, ModelChanged, TelemetrySnapshot
 from edge.state import DeviceState
 
 EVENT_SCHEMA = "conveyor-watch/event/1"
@@ -155,7 +155,18 @@ def event_body(identity: DeviceIdentity, change: Change, *, event_id: str, seq: 
             "level": str(change.level),
             "reason": change.reason,
         }
+    elif isinstance(change, ModelChanged):
+        body = _envelope(identity, change, "model", event_id, seq, seq_epoch) | {
+            "action": change.action,
+            "model": change.model,
+            "previous_model": change.previous_model,
+            "reason": change.reason,
+            "by": change.by,
+            "key_id": change.key_id,
+            "generation": change.generation,
+        }
     else:
+        assert isinstance(change, HealthChanged)
         body = _envelope(identity, change, "health", event_id, seq, seq_epoch) | {
             "health": str(change.health),
             "previous": str(change.previous),

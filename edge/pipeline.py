@@ -67,12 +67,8 @@ class Pipeline:
     """Classifies every region of interest of a frame with one interpreter invoke."""
 
     def __init__(self, config: EdgeConfig, classifier: FrameClassifier) -> None:
-        self.classifier = classifier
-        spec = classifier.card.input
         self.rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
-        self._table = quantization_table(spec.scale, spec.zero_point, spec.dtype)
-        self._identity = bool(np.array_equal(self._table, np.arange(256, dtype=np.uint8)))
-        self._batch = np.empty((len(self.rois), *spec.shape[1:]), dtype=spec.dtype)
+        self.use_classifier(classifier)
         lv = config.levels
         rules = LevelRules.from_bands(lv.window_s, lv.dwell_s, lv.min_frames,
                                       (lv.warning.enter, lv.warning.exit), (lv.alert.enter, lv.alert.exit))
@@ -80,6 +76,14 @@ class Pipeline:
         h = config.health
         self.health = ImageHealth(HealthRules(h.frozen_after_s, h.dark_level, h.blur_level, h.degraded_after_s))
         self._next_health = float("-inf")
+
+    def use_classifier(self, classifier: FrameClassifier) -> None:
+        """Judge with ``classifier`` from the next frame on (its own input quantization); levels and health carry on."""
+        spec = classifier.card.input
+        self.classifier = classifier
+        self._table = quantization_table(spec.scale, spec.zero_point, spec.dtype)
+        self._identity = bool(np.array_equal(self._table, np.arange(256, dtype=np.uint8)))
+        self._batch = np.empty((len(self.rois), *spec.shape[1:]), dtype=spec.dtype)
 
     def forget_picture(self) -> None:
         """The camera was reopened: judge its health afresh."""

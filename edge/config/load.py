@@ -61,6 +61,17 @@ def _check_files(config: EdgeConfig) -> list[str]:
     readable("model.path", config.model.path)
     if Path(config.model.path).is_file():
         readable("model.path", str(Path(config.model.path).with_suffix(".card.json")))
+    for i, key_file in enumerate(config.model.trusted_keys):
+        key = f"model.trusted_keys[{i}]"
+        readable(key, key_file)
+        if Path(key_file).is_file() and os.access(key_file, os.R_OK):
+            from edge.errors import ModelError
+            from edge.modelstore.keys import load_public_key
+
+            try:
+                load_public_key(Path(key_file))
+            except ModelError as exc:
+                problems.append(f"{key}: {exc}")
     if isinstance(config.source, ImagesSource):
         readable("source.folder", config.source.folder, want_dir=True)
     readable("mqtt.password_file", config.mqtt.password_file)

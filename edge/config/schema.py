@@ -34,12 +34,35 @@ class Device(Section):
     name: Name = Field(default="edge-01", description="device id; also the default MQTT client id")
 
 
+class Shadow(Section):
+    """A newly installed model (the candidate) judges live frames beside the active one before it may decide (docs/models.md)."""
+
+    every_n_frames: Annotated[int, Field(ge=1, le=10_000)] = Field(default=5, description="compare on every Nth judged frame")
+    min_frames: Annotated[int, Field(ge=1, le=10_000_000)] = Field(default=500, description="frames compared before a verdict ...")
+    min_duration_s: Annotated[float, Field(ge=0.0, le=30 * 86400.0)] = Field(default=600.0, description="... over at least this long")
+    max_duration_s: Annotated[float, Field(gt=0.0, le=30 * 86400.0)] = Field(
+        default=86400.0, description="no verdict by then: the shadow run ends incomplete")
+    min_agreement: Fraction = Field(default=0.98, description="share of ROI decisions both models must agree on to pass")
+    auto_promote: bool = Field(default=False, description="promote a candidate that passed without waiting for a person")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Shadow:
+        if self.min_duration_s > self.max_duration_s:
+            raise ValueError(f"min_duration_s ({self.min_duration_s}) must not exceed max_duration_s ({self.max_duration_s})")
+        return self
+
+
 class Model(Section):
-    path: str = Field(default=str(BUNDLED_MODEL), description=".tflite file; its .card.json must be beside it")
+    path: str = Field(default=str(BUNDLED_MODEL), description=(
+        ".tflite file; its .card.json must be beside it. The model store's active model, when there is one, runs instead"))
     runtime: Literal["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
     form: Literal["auto", "int8", "dynamic"] = Field(
         default="auto", description="auto: time the int8 model and its dynamic-range variant at start-up and run the faster")
+    trusted_keys: Annotated[list[str], Field(max_length=16)] = Field(
+        default_factory=list, description="public key files (.pub, conveyor-convert keygen): model bundles signed by one of them are accepted")
+    allow_unsigned: bool = Field(default=False, description="accept unsigned model bundles: development only, logged loudly")
+    shadow: Shadow = Shadow()
 
 
 class ScriptedDrop(Section):

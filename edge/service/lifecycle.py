@@ -22,7 +22,8 @@ from edge.evidence import Capture, Dataset, EvidenceKeeper, EvidenceRecorder, Re
 from edge.evidence.snapshots import SnapshotReady
 from edge.inference import load_runtime
 from edge.messages import OFFLINE, DeviceIdentity, Topics
-from edge.model_choice import choose_classifier
+from edge.modelstore.service import attach_models, open_models
+from edge.modelstore.shadow import ShadowObserver
 from edge.mqtt import MqttSettings, MqttTransport
 from edge.mqtt.tls import build_tls_context
 from edge.outbox import Outbox
@@ -98,8 +99,8 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
     """
     secrets = load_secrets(config)
     runtime = load_runtime(config.model.runtime)
-    choice = choose_classifier(Path(config.model.path), runtime, config.model.num_threads, len(config.rois), config.model.form)
-    classifier = choice.classifier
+    models = open_models(config, state_dir(config), runtime)  # the model store's active model, else model.path
+    classifier = models.running.classifier
     topics = Topics(config.topic_prefix)
     settings = mqtt_settings(config, secrets, topics)
     transport = MqttTransport(settings, Outbox(outbox_path(config), config.outbox.max_messages))
@@ -109,7 +110,8 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
     snapshots = SnapshotTaker({roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in config.rois})
     snapshots.add_sink(plain.publish_snapshot)
     publishers: list[Publisher] = [plain]
-    observers: list[FrameObserver] = [snapshots]
+    shadow = ShadowObserver()
+    observers: list[FrameObserver] = [snapshots, shadow]
     rebirths = {"plain": plain.republish}
     sparkplug = None
     if config.sparkplug.enabled:
@@ -125,6 +127,7 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
     parts = DaemonParts(config, classifier, open_source(config.source), Publishers(publishers), Notifier(),
                         observers=observers, alarm_store=AlarmStore(state_dir(config) / "alarms.json"))
     daemon = Daemon(parts, stop)
+    shadow.active_card = lambda: daemon.pipeline.classifier.card
 
     def acknowledge(roi: str, by: str) -> Future[Alarm]:
         return daemon.call_soon(lambda: daemon.acknowledge(roi, by))
@@ -132,6 +135,7 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
     if router is not None:
         register_device_commands(router, acknowledge=acknowledge, take_snapshot=snapshots.take, snapshot_topic=topics.snapshot,
                                  rebirths=rebirths)
+    manager = attach_models(daemon, models, config, runtime, shadow, router)
     if sparkplug is not None:
         spb = sparkplug
         spb.acknowledge, spb.take_snapshot = acknowledge, snapshots.take
@@ -141,15 +145,13 @@ def build_daemon(config: EdgeConfig, stop: threading.Event | None = None, config
         """evidence.mqtt_snapshot: the change's frame on <prefix>/snapshot/<id>, as the snapshot command sends one."""
         transport.send(topics.snapshot(ready.record), ready.jpeg)
 
-    def classifier_for(batch: int) -> FrameClassifier:
-        form = choice.form if choice.form in ("int8", "dynamic") else "int8"
-        return choose_classifier(Path(config.model.path), runtime, config.model.num_threads, batch, form).classifier  # type: ignore[arg-type]
-
     def rois_changed(new: EdgeConfig) -> None:
         snapshots.rois = {roi.name: (roi.box[0], roi.box[1], roi.box[2], roi.box[3]) for roi in new.rois}
+        manager.set_rois(new)
 
-    attach_features(daemon, identity, config_path=config_path, announce_console=announce_console, classifier_for=classifier_for,
-                    send_snapshot=send_snapshot, link=plain.link_status, rois_changed=rois_changed)
+    attach_features(daemon, identity, config_path=config_path, announce_console=announce_console,
+                    classifier_for=manager.running_model_for, send_snapshot=send_snapshot, link=plain.link_status,
+                    rois_changed=rois_changed, exclusive=manager.exclusive)
     return daemon
 
 
@@ -158,12 +160,14 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
                     classifier_for: Callable[[int], FrameClassifier] | None = None,
                     send_snapshot: Callable[[SnapshotReady], None] | None = None,
                     link: Callable[[], Any] | None = None,
-                    rois_changed: Callable[[EdgeConfig], None] | None = None) -> Any:
+                    rois_changed: Callable[[EdgeConfig], None] | None = None,
+                    exclusive: Callable[[Callable[[], None]], None] | None = None) -> Any:
     """Register the evidence keeper (snapshots, capture) and, when enabled, the console on ``daemon``.
 
     The one place these features are wired (``build_daemon`` calls it; tests call it on a daemon built
     from the shipped fakes). ``daemon.parts.publisher`` must be a :class:`Publishers` (the console joins it).
     ``rois_changed`` is told the running config after the console's lane editor changed the ROIs.
+    ``exclusive`` runs a lane change where no model switch can interleave (the model manager's thread).
     Returns the console, or None.
     """
     config, parts = daemon.config, daemon.parts
@@ -180,7 +184,8 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
         return None
     if not isinstance(parts.publisher, Publishers):
         raise TypeError("the console joins the daemon's Publishers")
-    console = _console(daemon, config_path, identity, classifier_for, recorder, capture, announce_console, link, rois_changed)
+    console = _console(daemon, config_path, identity, classifier_for, recorder, capture, announce_console, link, rois_changed,
+                       exclusive)
     parts.observers.append(console)
     parts.publisher.publishers.append(console)
     return console
@@ -189,7 +194,8 @@ def attach_features(daemon: Daemon, identity: DeviceIdentity, *, config_path: Pa
 def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
              classifier_for: Callable[[int], FrameClassifier] | None, recorder: EvidenceRecorder | None, capture: Capture,
              announce: Callable[[str], None] | None, link: Callable[[], Any] | None,
-             rois_changed: Callable[[EdgeConfig], None] | None) -> Any:
+             rois_changed: Callable[[EdgeConfig], None] | None,
+             exclusive: Callable[[Callable[[], None]], None] | None) -> Any:
     """The console (imported only when enabled: its HTTP server is not loaded otherwise)."""
     try:
         from edge.console.publisher import Console
@@ -205,13 +211,20 @@ def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
     users_text = console_users_text(config)
     users = Users(parse_users(*users_text)) if users_text is not None else None
 
-    def apply(new: EdgeConfig) -> None:
-        """On the console's thread: build a classifier for a new ROI count here, then swap in the frame loop."""
+    def change(new: EdgeConfig) -> None:
+        """Build a classifier for a new ROI count here, then swap it in on the frame loop."""
         recount = classifier_for is not None and len(new.rois) != len(daemon.config.rois)
         classifier = classifier_for(len(new.rois)) if recount and classifier_for is not None else None
         daemon.call_soon(lambda: daemon.reconfigure(new, classifier)).result(timeout=10.0)
         if rois_changed is not None:
             rois_changed(new)
+
+    def apply(new: EdgeConfig) -> None:
+        """On the console's thread; with a model manager, on its thread so that no model switch interleaves."""
+        if exclusive is None:
+            change(new)
+        else:
+            exclusive(lambda: change(new))
 
     editor = RoiEditor(config_path, lambda: daemon.config, apply)
     parts = ConsoleParts(config.console, LiveState(lambda: daemon.pipeline.rois),
