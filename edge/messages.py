@@ -173,7 +173,7 @@ def event_body(identity: DeviceIdentity, change: Change, *, event_id: str, seq: 
             "reason": change.reason,
             "frame_seq": change.frame_seq,
         }
-    if not isinstance(change, AlarmChanged) and change.snapshot is not None:
+    if isinstance(change, (LevelChanged, HealthChanged)) and change.snapshot is not None:
         body["snapshot"] = change.snapshot
     return encode(body)
 

@@ -8,20 +8,26 @@ function describe(event) {
   if (event.type === "alarm") {
     return `${event.roi}: alarm ${event.previous} → ${event.alarm}${event.acked_by ? ` (acknowledged by ${event.acked_by})` : ""}`;
   }
+  if (event.type === "model") {
+    const sha = (value) => (value ? value.slice(0, 12) : "the config's model");
+    return `model ${event.action.replace("_", " ")}: ${sha(event.model)}${event.by ? ` (by ${event.by})` : ""}`;
+  }
   return `camera: ${event.previous} → ${event.health}`;
 }
 
 function card(event) {
   const state = event.type === "level" ? event.level
-    : event.type === "alarm" ? (event.alarm.startsWith("active") ? "alert" : "ok") : (event.health === "ok" ? "ok" : "unknown");
-  const label = event.type === "level" ? event.level : event.type === "alarm" ? "alarm" : event.health;
+    : event.type === "alarm" ? (event.alarm.startsWith("active") ? "alert" : "ok")
+    : event.type === "model" ? (event.action === "refused" || event.action === "shadow_failed" ? "warning" : "ok")
+    : (event.health === "ok" ? "ok" : "unknown");
+  const label = event.type === "level" ? event.level : event.type === "alarm" ? "alarm" : event.type === "model" ? "model" : event.health;
   const head = CW.el("div", { class: "head" },
     CW.el("span", { class: "time" }, CW.time(event.wall)),
     CW.el("span", { class: `badge ${state}` }, label),
     CW.el("strong", {}, describe(event)),
     CW.el("span", { class: "muted" }, event.reason || ""));
   const li = CW.el("li", { class: "event", dataset: { snapshot: event.snapshot || "" } }, head);
-  if (event.frames.length) {
+  if (event.frames && event.frames.length) {
     const strip = CW.el("div", { class: "frames" });
     for (const frame of event.frames) {
       const img = CW.el("img", { src: frame.url, alt: `${frame.offset_s} s`, loading: "lazy", class: "snapshot" });
