@@ -1,0 +1,104 @@
+"""Is this region of interest a belt with product at all? Pure logic on the pixels the model sees.
+
+A hand over the belt, a covered lens, a camera knocked towards a wall, glare that blows the picture
+out, or a failing sensor's noise: the alert model's output means nothing then, so the region reads
+``unknown`` instead of ``ok`` or ``alert``. Two judges, combined with "either says unknown":
+
+* the model's own **unknown head** (a second small output on the shared convolutions, trained with
+  such scenes as outliers), when the model has one; its threshold comes from the model card;
+* cheap **image statistics** on the 64x64 crop, each with a limit from the card (calibrated on the
+  validation set's belt frames): the share of blown-out pixels (glare), the correlation between
+  neighbouring pixels (noise has none), the residual detail after removing a lighting gradient
+  (walls, covers and blank views have almost none), and the mean brightness (a capped lens).
+
+A user's own single-output model has no unknown head; then the statistics judge alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+SATURATION_LEVEL = 250
+BLOCK = 4  # detail is measured on 4x4 block means: sensor noise averages out, product does not
+
+
+@dataclass(frozen=True)
+class SceneRules:
+    """Limits for the scene judges; a model card carries the calibrated values."""
+
+    unknown_threshold: float | None = None  # the model's unknown probability at or above this -> unknown
+    max_saturated: float = 0.25  # share of pixels with a channel >= 250
+    min_correlation: float = 0.3  # neighbour-pixel correlation below this -> noise
+    min_detail: float = 1.5  # grey-level std of 4x4 block means around a fitted plane, below this -> featureless
+    min_brightness: float = 10.0  # mean grey level below this -> covered or unlit
+
+
+@dataclass(frozen=True)
+class SceneStatistics:
+    saturated: float
+    correlation: float
+    detail: float
+    brightness: float
+
+
+@dataclass(frozen=True)
+class SceneVerdict:
+    """``unknown`` and why (empty when the scene is a belt)."""
+
+    unknown: bool
+    reason: str = ""
+
+
+BELT = SceneVerdict(False, "")
+
+
+def _plane_basis(n: int) -> npt.NDArray[np.float32]:
+    y, x = np.mgrid[0:n, 0:n].astype(np.float32)
+    basis = np.stack([np.ones(n * n, np.float32), x.ravel() / n - 0.5, y.ravel() / n - 0.5], axis=1)
+    # Projection onto the plane's complement: residual = (I - B B+) v, precomputed once.
+    return np.asarray(np.eye(n * n, dtype=np.float32) - basis @ np.linalg.pinv(basis), dtype=np.float32)
+
+
+_RESIDUAL = _plane_basis(64 // BLOCK)
+
+
+def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
+    """The four statistics of a 64x64x3 uint8 crop."""
+    grey = rgb64.sum(axis=2, dtype=np.int32).astype(np.float32) * np.float32(1.0 / 3.0)
+    saturated = float(np.count_nonzero(rgb64.max(axis=2) >= SATURATION_LEVEL)) / grey.size
+    brightness = float(grey.mean())
+    centred = grey - np.float32(brightness)
+    energy = float(np.vdot(centred, centred))
+    if energy <= 1e-3 * grey.size:
+        correlation = 1.0  # a flat picture is not noise; 'detail' judges it
+    else:
+        across = float(np.vdot(centred[:, 1:], centred[:, :-1])) + float(np.vdot(centred[1:], centred[:-1]))
+        correlation = across / (2.0 * energy)
+    n = grey.shape[0] // BLOCK
+    blocks = grey[: n * BLOCK, : n * BLOCK].reshape(n, BLOCK, n, BLOCK).mean(axis=(1, 3)).ravel()
+    residual = _RESIDUAL @ blocks if n == 64 // BLOCK else blocks - blocks.mean()
+    detail = float(np.sqrt(np.mean(residual * residual)))
+    return SceneStatistics(saturated, correlation, detail, brightness)
+
+
+def judge_statistics(stats: SceneStatistics, rules: SceneRules) -> SceneVerdict:
+    """The image statistics' verdict alone."""
+    if stats.saturated > rules.max_saturated:
+        return SceneVerdict(True, f"glare: {stats.saturated:.0%} of pixels blown out (limit {rules.max_saturated:.0%})")
+    if stats.brightness < rules.min_brightness:
+        return SceneVerdict(True, f"covered or unlit: mean level {stats.brightness:.1f} < {rules.min_brightness:.1f}")
+    if stats.detail < rules.min_detail:
+        return SceneVerdict(True, f"featureless view: detail {stats.detail:.2f} < {rules.min_detail:.2f}")
+    if stats.correlation < rules.min_correlation:
+        return SceneVerdict(True, f"noise: neighbour correlation {stats.correlation:.2f} < {rules.min_correlation:.2f}")
+    return BELT
+
+
+def judge_scene(rgb64: npt.NDArray[np.uint8], unknown_probability: float | None, rules: SceneRules) -> SceneVerdict:
+    """Whether the 64x64 crop the model saw is a belt with product; model head first, then statistics."""
+    if unknown_probability is not None and rules.unknown_threshold is not None and unknown_probability >= rules.unknown_threshold:
+        return SceneVerdict(True, f"not a belt scene: model unknown probability {unknown_probability:.2f} >= {rules.unknown_threshold:.2f}")
+    return judge_statistics(scene_statistics(rgb64), rules)
