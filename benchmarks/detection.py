@@ -49,8 +49,11 @@ HEALTH = HealthRules(frozen_after_s=10.0, dark_level=12.0, blur_level=2.0, degra
 
 def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int, episodes: int) -> Script:
     """Events spread over ``seconds`` with room between them (a gap takes a few seconds to cross the view)."""
-    slots = gaps + stops + episodes + int(seconds // 90)
-    starts = np.sort(rng.choice(np.arange(8, int(seconds) - 30, 12), size=slots, replace=False)).astype(float)
+    places = np.arange(8, int(seconds) - 20, 12)  # an event every 12 s at most: each one is over in under 10 s
+    slots = min(len(places), gaps + stops + episodes + int(seconds // 90))
+    if slots < gaps + stops + episodes:
+        raise ValueError(f"{seconds:.0f} s is too short for {gaps} gaps, {stops} stops and {episodes} unknown scenes")
+    starts = np.sort(rng.choice(places, size=slots, replace=False)).astype(float)
     kinds = ["gap"] * gaps + ["stop"] * stops + ["episode"] * episodes
     kinds += ["row"] * (slots - len(kinds))
     order = rng.permutation(slots)

@@ -5,8 +5,9 @@ whatever the direction or scale): horizontal and vertical flips, now and then a 
 down the picture), rotation up to 8 degrees, zoom 0.92-1.08 with +-8% aspect change, shifts up to 3%.
 Border pixels are filled by reflection.
 
-Photometric: exposure 0.6-1.5x, contrast, per-channel colour casts, gamma, a linear lighting
-gradient, occasional defocus blur, sensor noise, and now and then a greyscale camera.
+Photometric: exposure 0.67-1.4x, contrast, per-channel colour casts, gamma, a linear lighting
+gradient, occasional defocus blur, sensor noise, and now and then a greyscale camera (the simulator
+already renders night shifts, glare and noise; this varies each frame again on every epoch).
 
 The original ``ImageDataGenerator(shear_range=0.2, zoom_range=0.2, horizontal_flip=True)`` is a
 subset of this (its 0.2-degree shear is negligible next to the rotation). Deterministic for a seed;
@@ -74,13 +75,13 @@ def photometric(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     n = shape[0]
     s = tf.random.experimental.stateless_split(seed, 11)
     x = tf.clip_by_value(images, 0.0, 1.0)
-    gamma = tf.exp(_uniform(s[0], [n, 1, 1, 1], -0.35, 0.35))
+    gamma = tf.exp(_uniform(s[0], [n, 1, 1, 1], -0.25, 0.25))
     x = tf.pow(x + 1e-6, gamma)
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    contrast = tf.exp(_uniform(s[1], [n, 1, 1, 1], -0.4, 0.25))
+    contrast = tf.exp(_uniform(s[1], [n, 1, 1, 1], -0.3, 0.2))
     x = mean + (x - mean) * contrast
-    gain = tf.exp(_uniform(s[2], [n, 1, 1, 1], -0.5, 0.4))
-    cast = tf.exp(_uniform(s[3], [n, 1, 1, 3], -0.18, 0.18))
+    gain = tf.exp(_uniform(s[2], [n, 1, 1, 1], -0.4, 0.35))
+    cast = tf.exp(_uniform(s[3], [n, 1, 1, 3], -0.15, 0.15))
     x = x * gain * cast
     h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     ys = tf.reshape(tf.range(h) / h - 0.5, [1, -1, 1, 1])
@@ -91,9 +92,9 @@ def photometric(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     kernel = tf.tile(tf.reshape(kernel, [3, 3, 1, 1]), [1, 1, 3, 1])
     blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
     blurred = tf.nn.depthwise_conv2d(blurred, kernel, [1, 1, 1, 1], "SAME")
-    blur = tf.cast(_uniform(s[5], [n, 1, 1, 1], 0.0, 1.0) < 0.3, tf.float32) * _uniform(s[6], [n, 1, 1, 1], 0.3, 1.0)
+    blur = tf.cast(_uniform(s[5], [n, 1, 1, 1], 0.0, 1.0) < 0.25, tf.float32) * _uniform(s[6], [n, 1, 1, 1], 0.3, 1.0)
     x = x * (1.0 - blur) + blurred * blur
-    sigma = tf.cast(_uniform(s[7], [n, 1, 1, 1], 0.0, 1.0) < 0.6, tf.float32) * _uniform(s[8], [n, 1, 1, 1], 0.0, 0.06)
+    sigma = tf.cast(_uniform(s[7], [n, 1, 1, 1], 0.0, 1.0) < 0.5, tf.float32) * _uniform(s[8], [n, 1, 1, 1], 0.0, 0.05)
     x = x + tf.random.stateless_normal(shape, s[9]) * sigma
     grey = tf.cast(_uniform(s[10], [n, 1, 1, 1], 0.0, 1.0) < 0.05, tf.float32)
     x = x * (1.0 - grey) + tf.reduce_mean(x, axis=3, keepdims=True) * grey

@@ -21,8 +21,8 @@ from edge.errors import EdgeError
 log = logging.getLogger("converter")
 
 # The bundled model's recipe (make model): belt frames per split (half per class) plus 15% unknown scenes.
-DEFAULT_TRAIN, DEFAULT_VALIDATION, DEFAULT_TEST = 6000, 1000, 1000
-DEFAULT_EPOCHS, DEFAULT_BATCH = 40, 32
+DEFAULT_TRAIN, DEFAULT_VALIDATION, DEFAULT_TEST = 7000, 1000, 1000
+DEFAULT_EPOCHS, DEFAULT_BATCH = 60, 32
 DEFAULT_SECOND_RENDERER, DEFAULT_HARD_CASES = 600, 40
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "edge" / "models" / "conveyor_int8.tflite"
 
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the .keras model, history.json and curves PNG")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"at most this many epochs (default {DEFAULT_EPOCHS}; early stopping)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help=f"batch size (default {DEFAULT_BATCH})")
-    p.add_argument("--patience", type=int, default=6, help="epochs without validation improvement before stopping (default 6)")
+    p.add_argument("--patience", type=int, default=8, help="epochs without validation improvement before stopping (default 8)")
     p.add_argument("--validation-fraction", type=float, default=0.15,
                    help="share of training_set used for validation when there is no validation_set/ (default 0.15)")
     p.add_argument("--seed", type=int, default=42, help="seed for weights, shuffling and augmentation")

@@ -126,16 +126,24 @@ def float_alert(source: SourceModel, images: Uint8Image) -> npt.NDArray[np.float
     return source.predict(images.astype(np.float32) * np.float32(PIXEL_SCALE))[:, 0].copy()
 
 
-def holdout_report(classifier: Classifier, count: int, seed: int, threshold: float) -> dict[str, Any]:
-    """Alert figures on ``count`` frames of the second renderer (never used for training or tuning)."""
+def holdout_crops(count: int, seed: int) -> tuple[list[Uint8Image], npt.NDArray[np.int32]]:
+    """``count`` whole-frame crops from the second renderer, alternating acceptable and alert."""
     from converter.holdout import holdout_set
 
     frames, labels = holdout_set(count, seed)
-    scored = score(classifier, crops_of(frames))
+    return crops_of(frames), labels
+
+
+def holdout_report(classifier: Classifier, crops: list[Uint8Image], labels: npt.NDArray[np.int32], threshold: float) -> dict[str, Any]:
+    """Alert figures on second-renderer frames (never used for training or tuning), and how often they read unknown."""
+    scored = score(classifier, crops)
     report = metrics(labels, (scored.alert >= threshold).astype(np.int32))
     report["unknown_rate_on_belt_frames"] = float(np.mean(scored.judged_unknown))
+    report["unknown_rate_on_belt_frames_statistics_only"] = float(np.mean(scored.stats_unknown))
+    head = classifier.card.scene.unknown_threshold
+    if scored.unknown is not None and head is not None:
+        report["unknown_rate_on_belt_frames_head_only"] = float(np.mean(scored.unknown >= head))
     report["alert_after_scene_judge"] = metrics(labels, ((scored.alert >= threshold) & ~scored.judged_unknown).astype(np.int32))
-    report["seed"] = seed
     return report
 
 
@@ -158,20 +166,60 @@ def case_row(name: str, expected: str, scored: Scored, threshold: float) -> dict
     return row
 
 
-def hard_case_rows(classifier: Classifier, per_case: int, seed: int, threshold: float) -> list[dict[str, Any]]:
-    """Every hard case of the second renderer, ``per_case`` frames each, one row per case."""
+def hard_case_crops(per_case: int, seed: int) -> dict[str, tuple[str, list[Uint8Image]]]:
+    """Every hard case of the second renderer, ``per_case`` frames each: name -> (expectation, crops)."""
     from converter.holdout import HARD_CASES, render_case
 
-    rows = []
-    head = classifier.card.scene.unknown_threshold
+    out = {}
     for k, name in enumerate(HARD_CASES):
         cases = [render_case(name, np.random.default_rng((seed, 23, k, i))) for i in range(per_case)]
-        scored = score(classifier, crops_of([c.image for c in cases], [c.roi for c in cases]))
-        row = case_row(name, cases[0].expected, scored, threshold)
+        out[name] = (cases[0].expected, crops_of([c.image for c in cases], [c.roi for c in cases]))
+    return out
+
+
+def hard_case_rows(classifier: Classifier, cases: dict[str, tuple[str, list[Uint8Image]]], threshold: float) -> list[dict[str, Any]]:
+    """One row per hard case: alert and unknown rates, by the combined judges and by each judge alone."""
+    rows = []
+    head = classifier.card.scene.unknown_threshold
+    for name, (expected, crops) in cases.items():
+        scored = score(classifier, crops)
+        row = case_row(name, expected, scored, threshold)
         if scored.unknown is not None and head is not None:
             row["unknown_rate_head_only"] = float(np.mean(scored.unknown >= head))
         rows.append(row)
     return rows
+
+
+def mahalanobis_option(source: SourceModel, validation: Split, cases: dict[str, tuple[str, list[Uint8Image]]],
+                       normal: list[Uint8Image], false_unknown: float = 0.01) -> dict[str, Any] | None:
+    """The shortcut the issue measured, for comparison: a per-class Mahalanobis distance on the float model's
+    Dense(128) features (shared covariance), limit at validation belt frames' (1 - false_unknown) quantile.
+    Returns the share of each hard case and of the normal frames it flags, or None without a Keras model."""
+    if source.keras_model is None or "dense" not in {layer.name for layer in source.keras_model.layers}:
+        return None
+    import keras
+
+    features = keras.Model(source.keras_model.input, source.keras_model.get_layer("dense").output)
+
+    def embed(images: Uint8Image | Sequence[Uint8Image]) -> npt.NDArray[np.float64]:
+        batch = np.stack(list(images)).astype(np.float32) * np.float32(PIXEL_SCALE)
+        return np.asarray(features.predict(batch, verbose=0), np.float64)
+
+    belt = validation.belt
+    x, y = embed(validation.images[belt]), validation.labels[belt]
+    means = [x[y == c].mean(axis=0) for c in (0, 1)]
+    centred = np.concatenate([x[y == c] - means[c] for c in (0, 1)])
+    cov = np.cov(centred, rowvar=False) + np.eye(x.shape[1]) * 1e-3 * np.trace(np.cov(centred, rowvar=False)) / x.shape[1]
+    inv = np.linalg.inv(cov)
+
+    def distance(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.min(np.stack([np.einsum("ij,jk,ik->i", z - m, inv, z - m) for m in means]), axis=0)
+
+    limit = float(np.quantile(distance(x), 1 - false_unknown))
+    rows = {name: float(np.mean(distance(embed(crops)) > limit)) for name, (_, crops) in cases.items()}
+    return {"rule": f"Mahalanobis distance on Dense(128) features > validation {1 - false_unknown:.0%} quantile",
+            "normal_frames_second_renderer": float(np.mean(distance(embed(normal)) > limit)) if normal else None,
+            "hard_cases_flagged": rows}
 
 
 def write_report_png(report: dict[str, Any], split: Split, scored: Scored, threshold: float, path: Path) -> None:

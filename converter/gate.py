@@ -68,7 +68,8 @@ def choose_threshold(probabilities: FloatArray, labels: npt.NDArray[np.int32], r
         best = np.flatnonzero(scores >= scores.max() - 1e-12)
         threshold, rule = float(candidates[best[len(best) // 2]]), "best balanced accuracy (classes overlap on validation)"
     while np.mean(pos >= threshold) < recall_floor and threshold > OUTPUT_STEP:
-        threshold, rule = _snap(threshold - OUTPUT_STEP), rule + "; lowered to meet the recall floor"
+        threshold = _snap(threshold - OUTPUT_STEP)
+        rule = rule if rule.endswith("recall floor") else rule + "; lowered to meet the recall floor"
     return threshold, {"rule": rule, "acceptable_p99_5": q_neg, "alert_p0_5": q_pos}
 
 

@@ -27,13 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 32
     seed: int = 42
     positive_class: str = "alert"
     skip_bad: bool = False
     validation_fraction: float = 0.15
-    patience: int = 6
+    patience: int = 8
     imbalance_warning: float = 0.5  # warn when the smaller class has less than this share of the larger
 
 
@@ -68,9 +68,10 @@ def sample_weights(split: Split, weights: tuple[float, float], scene_head: bool)
     if scene_head:
         n_unknown = max(1, int(np.sum(split.unknown)))
         n_belt = max(1, int(np.sum(belt)))
-        # Unknown scenes count as much as belt frames in total, but each at most 4x a belt frame.
-        w_unknown = min(4.0, n_belt / n_unknown) * 0.5
-        out["unknown"] = np.where(split.unknown == 1, w_unknown, 0.5).astype(np.float32)
+        # Belt frames outweigh unknown scenes in total (a false 'unknown' hides a real gap), while each unknown
+        # scene counts up to twice a belt frame.
+        w_unknown = min(2.0, n_belt / n_unknown)
+        out["unknown"] = np.where(split.unknown == 1, w_unknown, 1.0).astype(np.float32)
     return out
 
 
@@ -170,7 +171,7 @@ def train(data_dir: Path, out_dir: Path, options: TrainOptions) -> TrainResult:
     train_ds, val_ds = _datasets(data, options, scene_head, weights)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, options.patience // 2 - 1), min_lr=1e-5),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, options.patience // 2 - 1), min_lr=3e-5),
     ]
     # A progress bar on a terminal; one line per epoch (like the original log) in CI and pipes.
     verbose = 1 if sys.stdout.isatty() else 2

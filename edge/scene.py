@@ -17,12 +17,13 @@ A user's own single-output model has no unknown head; then the statistics judge 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
 SATURATION_LEVEL = 250
-BLOCK = 4  # detail is measured on 4x4 block means: sensor noise averages out, product does not
+BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels of the crop): noise averages out
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class SceneRules:
     unknown_threshold: float | None = None  # the model's unknown probability at or above this -> unknown
     max_saturated: float = 0.25  # share of pixels with a channel >= 250
     min_correlation: float = 0.3  # neighbour-pixel correlation below this -> noise
-    min_detail: float = 1.5  # grey-level std of 4x4 block means around a fitted plane, below this -> featureless
+    min_detail: float = 1.5  # grey-level std of 8x8-pixel block means around a fitted plane, below this -> featureless
     min_brightness: float = 10.0  # mean grey level below this -> covered or unlit
 
 
@@ -55,20 +56,23 @@ class SceneVerdict:
 BELT = SceneVerdict(False, "")
 
 
-def _plane_basis(n: int) -> npt.NDArray[np.float32]:
-    y, x = np.mgrid[0:n, 0:n].astype(np.float32)
-    basis = np.stack([np.ones(n * n, np.float32), x.ravel() / n - 0.5, y.ravel() / n - 0.5], axis=1)
-    # Projection onto the plane's complement: residual = (I - B B+) v, precomputed once.
-    return np.asarray(np.eye(n * n, dtype=np.float32) - basis @ np.linalg.pinv(basis), dtype=np.float32)
-
-
-_RESIDUAL = _plane_basis(64 // BLOCK)
+@lru_cache(maxsize=4)
+def _plane(n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], float]:
+    """Centred x and y ramps over an n x n grid and their (equal) sum of squares, to fit a lighting plane."""
+    ramp = np.arange(n, dtype=np.float32) - np.float32((n - 1) / 2)
+    x = np.broadcast_to(ramp[None, :], (n, n)).copy()
+    y = np.broadcast_to(ramp[:, None], (n, n)).copy()
+    return x, y, float(np.vdot(x, x))
 
 
 def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
-    """The four statistics of a 64x64x3 uint8 crop."""
-    grey = rgb64.sum(axis=2, dtype=np.int32).astype(np.float32) * np.float32(1.0 / 3.0)
-    saturated = float(np.count_nonzero(rgb64.max(axis=2) >= SATURATION_LEVEL)) / grey.size
+    """The four statistics of a 64x64x3 uint8 crop (channel slices rather than axis reductions: a few
+    microseconds each)."""
+    # Every other pixel of every other row: a quarter of the work, and nothing these statistics look for
+    # (blown-out areas, uncorrelated noise, missing structure, darkness) is finer than two pixels.
+    r, g, b = rgb64[::2, ::2, 0], rgb64[::2, ::2, 1], rgb64[::2, ::2, 2]
+    saturated = float(np.count_nonzero(np.maximum(np.maximum(r, g), b) >= SATURATION_LEVEL)) / r.size
+    grey = (r.astype(np.float32) + g + b) * np.float32(1.0 / 3.0)
     brightness = float(grey.mean())
     centred = grey - np.float32(brightness)
     energy = float(np.vdot(centred, centred))
@@ -78,9 +82,13 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
         across = float(np.vdot(centred[:, 1:], centred[:, :-1])) + float(np.vdot(centred[1:], centred[:-1]))
         correlation = across / (2.0 * energy)
     n = grey.shape[0] // BLOCK
-    blocks = grey[: n * BLOCK, : n * BLOCK].reshape(n, BLOCK, n, BLOCK).mean(axis=(1, 3)).ravel()
-    residual = _RESIDUAL @ blocks if n == 64 // BLOCK else blocks - blocks.mean()
-    detail = float(np.sqrt(np.mean(residual * residual)))
+    rows = centred[0 : n * BLOCK : BLOCK] + centred[1 : n * BLOCK : BLOCK] + centred[2 : n * BLOCK : BLOCK] + centred[3 : n * BLOCK : BLOCK]
+    blocks = (rows[:, 0 : n * BLOCK : BLOCK] + rows[:, 1 : n * BLOCK : BLOCK] + rows[:, 2 : n * BLOCK : BLOCK]
+              + rows[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
+    blocks = blocks - np.float32(blocks.mean())
+    x, y, norm = _plane(n)
+    residual = blocks - np.float32(float(np.vdot(blocks, x)) / norm) * x - np.float32(float(np.vdot(blocks, y)) / norm) * y
+    detail = float(np.sqrt(np.vdot(residual, residual) / residual.size))
     return SceneStatistics(saturated, correlation, detail, brightness)
 
 

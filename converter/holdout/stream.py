@@ -56,6 +56,7 @@ class HoldoutStream:
         self.seed, self.script, self.fps, self.speed, self.jpeg = seed, script, fps, speed, jpeg
         self.pitch = self.inst.pitch
         self._rng = np.random.default_rng((seed, 5))
+        self._noise = np.random.default_rng((seed, 6)).standard_normal((512, 1024, 3), dtype=np.float32)
         self._chunk: tuple[int, Image.Image] | None = None
         self._hands: dict[int, npt.NDArray[np.float32]] = {}
         # Belt travel at each frame (stops hold it), and which rows (index k at belt x = -k * pitch) are missing.
@@ -129,28 +130,36 @@ class HoldoutStream:
         travel = self._travel_at(t)
         view_lo, view_hi = -travel - self._half, -travel + self._half
         gap_index = None
-        for index, (k0, m, _) in enumerate(self._gap_rows):
-            # The empty stretch runs from the edge of row k0-1 to the edge of row k0+m (upstream).
-            downstream, upstream = self._row_x(k0 - 1) - self.inst.radius, self._row_x(k0 + m) + self.inst.radius
-            if view_lo <= upstream and downstream <= view_hi:
+        for index in range(len(self._gap_rows)):
+            if self._fully_visible(index, view_lo, view_hi):
                 gap_index = index
         episode = next((kind for kind, s, d in self.script.episodes if s <= t < s + d), None)
         return FrameTruth(gap_index, self.moving(t), episode)
 
-    def gap_visible_span(self, index: int) -> tuple[float, float]:
-        """Stream times (s) from the first frame where gap ``index`` is fully in view to the last where any of it is."""
+    def _stretch(self, index: int) -> tuple[float, float]:
+        """Belt x of gap ``index``'s empty stretch: from the edge of row k0+m (upstream) to that of row k0-1."""
         k0, m, _ = self._gap_rows[index]
-        downstream, upstream = self._row_x(k0 - 1) - self.inst.radius, self._row_x(k0 + m) + self.inst.radius
-        t, first = 0.0, None
+        return self._row_x(k0 + m) + self.inst.radius, self._row_x(k0 - 1) - self.inst.radius
+
+    def _fully_visible(self, index: int, view_lo: float, view_hi: float) -> bool:
+        """The whole gap is in view, or (a gap longer than the view) the view is all gap."""
+        upstream, downstream = self._stretch(index)
+        return (view_lo <= upstream and downstream <= view_hi) or (upstream <= view_lo and view_hi <= downstream)
+
+    def gap_visible_span(self, index: int) -> tuple[float, float]:
+        """Stream times (s) from the first frame where gap ``index`` is fully in view (or fills the view) to the
+        first frame after it has left the view."""
+        upstream, _ = self._stretch(index)
+        first = None
         step = 1.0 / self.fps
         start = self.script.gaps[index][0]
         t = start
         while True:
             travel = self._travel_at(t)
             lo, hi = -travel - self._half, -travel + self._half
-            if first is None and lo <= upstream and downstream <= hi:
+            if first is None and self._fully_visible(index, lo, hi):
                 first = t
-            if first is not None and downstream > hi + 0 and upstream > hi:
+            if first is not None and upstream > hi:
                 return first, t
             t += step
             if t > start + 3600:
@@ -177,7 +186,10 @@ class HoldoutStream:
         img = img * self._light * (gain * np.asarray(inst.cast, np.float32))
         if episode is not None and episode[1] == "glare":
             img = self._glare(img, episode[0])
-        img = img + self._rng.normal(0, inst.noise, img.shape).astype(np.float32)
+        # Sensor noise: a random window of a precomputed normal field (drawing 230,000 normals a frame would
+        # cost more than everything else here); windows differ every frame.
+        y0, x0 = int(self._rng.integers(0, 512 - inst.height)), int(self._rng.integers(0, 1024 - inst.width))
+        img += self._noise[y0 : y0 + inst.height, x0 : x0 + inst.width] * np.float32(inst.noise)
         out = np.clip(img, 0, 255).astype(np.uint8)
         if episode is not None and episode[1] == "noise":
             out = self._rng.integers(0, 256, out.shape, dtype=np.uint8)

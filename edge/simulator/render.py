@@ -40,12 +40,16 @@ def _belt_canvas(look: Look, u0: float, v0: float, cw: int, ch: int, travel: flo
     rail_shade = 0.8 + 0.25 * lip + 0.1 * np.cos((np.abs(v) - belt.half_width) / max(belt.rail_width, 1.0) * np.pi)
     surround = 1.0 - on_belt - on_rail
     rows_belt = on_belt[:, None] * np.asarray(belt.rgb, np.float32)
-    rows_rail = (rail_shade * on_rail)[:, None] * np.asarray(belt.rail_rgb, np.float32)
-    canvas = tile[np.ix_(iv, iu)][:, :, None] * rows_belt[:, None, :]
-    canvas += rows_rail[:, None, :]
-    if surround.max() > 0:
+    canvas = tile.take(iv, axis=0).take(iu, axis=1)[:, :, None] * rows_belt[:, None, :]
+    # Rails and surroundings only touch the rows near and beyond the belt's edges.
+    edge_rows = np.flatnonzero(on_belt < 1.0)
+    if len(edge_rows):
+        rows_rail = (rail_shade * on_rail)[:, None] * np.asarray(belt.rail_rgb, np.float32)
         rows_surround = surround[:, None] * np.asarray(belt.surround_rgb, np.float32)
-        canvas += rows_surround[:, None, :] * (0.9 + 0.1 * np.cos(u / 9.0))[None, :, None]
+        pattern = (0.9 + 0.1 * np.cos(u / 9.0))[None, :, None]
+        for run in np.split(edge_rows, np.flatnonzero(np.diff(edge_rows) > 1) + 1):
+            rows = slice(int(run[0]), int(run[-1]) + 1)
+            canvas[rows] += rows_rail[rows, None, :] + rows_surround[rows, None, :] * pattern
     return np.asarray(canvas, dtype=np.float32)
 
 

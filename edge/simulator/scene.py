@@ -276,7 +276,7 @@ def sample_light(rng: np.random.Generator) -> Light:
 def sample_optics(rng: np.random.Generator, night: bool = False) -> Optics:
     noise = float(np.asarray([0.0, rng.uniform(1, 5), rng.uniform(5, 10), rng.uniform(10, 16)])[rng.choice(4, p=[0.15, 0.4, 0.3, 0.15])])
     if night:
-        noise = max(noise, float(rng.uniform(4, 14)))
+        noise = max(noise, float(rng.uniform(4, 10)))
     return Optics(
         motion_blur=float(np.asarray([0.0, 0.0, rng.uniform(1, 5), rng.uniform(5, 14)])[rng.integers(4)]),
         defocus=float(np.asarray([0.0, 0.0, rng.uniform(0.4, 1.2), rng.uniform(1.2, 2.5)])[rng.choice(4, p=[0.35, 0.25, 0.25, 0.15])]),
@@ -289,7 +289,7 @@ def sample_optics(rng: np.random.Generator, night: bool = False) -> Optics:
 
 
 def sample_installation(rng: np.random.Generator, size: tuple[int, int] | None = None, lanes: tuple[int, int] = (1, 8),
-                        rows_in_view: tuple[float, float] = (4.5, 10.0)) -> tuple[Look, Layout]:
+                        rows_in_view: tuple[float, float] = (3.5, 13.0)) -> tuple[Look, Layout]:
     """A random installation: frame size, camera, belt, product, layout, light and optics.
 
     The view always spans ``rows_in_view`` product pitches along the flow (a camera set up to watch the
@@ -347,7 +347,7 @@ def _exposed(look: Look) -> Look:
     spread = 1 + (abs(light.gradient[0]) + abs(light.gradient[1])) / 2
     brightest = max(max(belt.rgb), max(style.rgb), max(belt.rail_rgb)) * max(light.cast) * spread
     gain = min(light.gain, 248.0 / brightest)
-    # ... and a night shift still leaves the product visible: the difference to the belt stays above ~15 levels.
+    # ... and a night shift still leaves the product visible: the difference to the belt stays above ~20 levels.
     contrast = max(abs(_luma(belt.rgb) - _luma(style.rgb)), 1.0)
-    gain = max(gain, min(15.0 / contrast, 248.0 / brightest))
+    gain = max(gain, min(20.0 / contrast, 248.0 / brightest))
     return replace(look, light=replace(light, gain=float(gain)))
