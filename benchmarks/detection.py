@@ -39,12 +39,13 @@ from edge.inference import Classifier, load_runtime
 from edge.levels import AlertLevels, LevelRules, bands_from_threshold
 from edge.motion import BeltMotion, MotionRules, small_grey
 from edge.preprocess import resize_rgb
-from edge.scene import judge_scene
+from edge.scene import judge_scene, scene_statistics
 
 UNKNOWN_KINDS = ("hand", "covered_lens", "grey_wall", "noise", "glare")
 # The daemon's level timing defaults (edge/config.py) and health defaults.
 WINDOW_S, DWELL_S, MIN_FRAMES = 0.6, 0.4, 3
 HEALTH = HealthRules(frozen_after_s=10.0, dark_level=12.0, blur_level=2.0, degraded_after_s=5.0)
+STATS_EVERY = 3
 
 
 def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int, episodes: int) -> Script:
@@ -93,6 +94,7 @@ def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str,
     false_unknown = [0, 0]  # judged unknown, normal frames
     timing = {"render": 0.0, "inference": 0.0, "scene": 0.0, "motion": 0.0, "levels": 0.0}
     next_health = -1.0
+    stats = None
     frames = int(seconds * fps)
     for i in range(frames):
         t = i / fps
@@ -107,7 +109,9 @@ def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str,
         batch[0] = crop
         scores = classifier.classify(batch)
         t2 = time.perf_counter()
-        verdict = judge_scene(crop, None if scores.unknown is None else float(scores.unknown[0]), card.scene)
+        if i % STATS_EVERY == 0:  # statistics judge seconds-long conditions: refreshed five times a second
+            stats = scene_statistics(crop)
+        verdict = judge_scene(crop, None if scores.unknown is None else float(scores.unknown[0]), card.scene, stats)
         t3 = time.perf_counter()
         if not verdict.unknown:  # a hand in the way is not the belt stopping
             reading = motion.update(small_grey(frame), t)

@@ -111,7 +111,8 @@ def _calibrate(classifier: Classifier, source_outputs: tuple[str, ...], validati
     if options.threshold is not None:
         threshold, choice = options.threshold, {"rule": "given on the command line"}
     else:
-        threshold, choice = choose_threshold(provisional.alert[belt], validation.labels[belt], options.gate.recall_floor)
+        threshold, choice = choose_threshold(provisional.alert[belt], validation.labels[belt], options.gate.recall_floor,
+                                             options.gate.precision_floor)
     stats = [scene_statistics(image) for image in validation.images]
     rules, scene_choice = calibrate_scene(stats, provisional.unknown, validation.unknown, options.gate.max_false_unknown)
     log.info("threshold %.4f (%s); scene limits %s", threshold, choice["rule"], rules)

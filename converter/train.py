@@ -27,13 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = 60
+    epochs: int = 90
     batch_size: int = 32
     seed: int = 42
     positive_class: str = "alert"
     skip_bad: bool = False
     validation_fraction: float = 0.15
-    patience: int = 8
+    patience: int = 10
     imbalance_warning: float = 0.5  # warn when the smaller class has less than this share of the larger
 
 

@@ -10,7 +10,7 @@ unknown scenes (hand, covered lens, wall, noise, glare) are drawn over or instea
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -36,12 +36,11 @@ class Script:
     flicker: float = 0.03
 
 
-@dataclass
+@dataclass(frozen=True)
 class FrameTruth:
-    gap_index: int | None  # the scripted gap whose empty stretch is fully in view, if any
+    gap_index: int | None  # the scripted gap whose empty stretch is fully in view (or fills it), if any
     moving: bool
     episode: str | None
-    extras: dict[str, float] = field(default_factory=dict)
 
 
 class HoldoutStream:

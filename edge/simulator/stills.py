@@ -24,7 +24,7 @@ Uint8Image = npt.NDArray[np.uint8]
 UNKNOWN = "unknown"
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
 
-ACCEPTABLE_KINDS = {"full": 0.3, "strays": 0.22, "one_row": 0.22, "lanes_starved": 0.12, "holes": 0.14}
+ACCEPTABLE_KINDS = {"full": 0.31, "strays": 0.23, "one_row": 0.2, "lanes_starved": 0.12, "holes": 0.14}
 # Empty views are frequent too: the scene head must learn that a bare belt is a belt (and an alert), not a wall.
 ALERT_KINDS = {"gap": 0.52, "long_gap": 0.16, "empty_view": 0.15, "edge_gap": 0.05, "gap_with_starved_lanes": 0.12}
 # A lane's region of interest: a starved lane (empty from end to end) is the commonest lane alert.

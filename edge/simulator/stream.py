@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.simulator.render import render
-from edge.simulator.scene import Layout, Light, Look, Optics, Product, make_product, sample_installation
+from edge.simulator.scene import Layout, Look, Optics, Product, make_product, sample_installation
 from edge.simulator.spec import DEFAULT_SPEC, AlertSpec, gap_pitches, longest_empty_stretch
 from edge.simulator.unknown import render_unknown
 
@@ -235,7 +235,3 @@ class ConveyorStream:
                 return render_unknown(episode.kind, look, products, rng)
         return render(look, products, self._noise)
 
-
-def plain_light(gain: float = 1.0) -> Light:
-    """Even, neutral light (for pictures in the docs)."""
-    return Light(gain, (0.0, 0.0), 0.0, (1.0, 1.0, 1.0), None, 0, None, (0.15, 0.15, 0.3))
