@@ -4,7 +4,7 @@
     ├── DatasetError            the folder layout or an image in it is wrong
     ├── SourceModelError        the Keras/SavedModel to convert is unreadable or the wrong shape
     ├── QuantizationError       the converter produced something that is not full-integer
-    └── QuantizationGateFailed  the int8 model does not agree with the float one well enough
+    └── QuantizationGateFailed  the int8 model misses a floor of the gate (recall, precision, scene, agreement)
 """
 
 from __future__ import annotations
@@ -27,4 +27,4 @@ class QuantizationError(ConverterError):
 
 
 class QuantizationGateFailed(ConverterError):
-    """int8 accuracy or float/int8 agreement is outside the configured budget."""
+    """Alert recall, precision, the scene judges or float/int8 agreement miss their floors on the test set."""

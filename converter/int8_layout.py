@@ -153,19 +153,20 @@ def variant_path(int8_path: Path) -> Path:
     return edge_variant_path(int8_path)
 
 
-def write_dynamic_variant(source: Any, int8_path: Path, int8_card: Any, test: Any, threshold: float,
-                          accuracy_budget: float, agreement_floor: float) -> Any:
+def write_dynamic_variant(source: Any, int8_path: Path, int8_card: Any, test: Any, threshold: float, gate: Any) -> Any:
     """Convert, evaluate and gate the dynamic-range variant of the model just written at ``int8_path``.
 
-    The variant gets its own card (same interface and preprocessing as ``int8_card``; its metrics
-    name the form and the int8 model it belongs to) and must pass the same gate against the float
+    The variant gets its own card (same interface, preprocessing, threshold and scene limits as
+    ``int8_card``; its metrics name the form and the int8 model it belongs to) and must pass the same
+    gate (``gate``: :class:`converter.gate.GateOptions`) on the same ``test`` split against the float
     model. If it does not, nothing is written, a stale variant from an earlier model is removed (the
     device must never pair a new int8 model with an old variant), and ``None`` is returned.
     """
     import dataclasses
     import datetime as dt
 
-    from converter.evaluate import evaluate, gate_failures
+    from converter.evaluate import float_alert, score, split_report
+    from converter.gate import gate_failures
     from edge.inference import Classifier, load_runtime
     from edge.modelcard import card_path_for, sha256_of
 
@@ -178,20 +179,19 @@ def write_dynamic_variant(source: Any, int8_path: Path, int8_card: Any, test: An
         card = dataclasses.replace(int8_card, model_file=out.name, tflite_sha256=sha256_of(staged), metrics={},
                                    created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         classifier = Classifier(staged, card, runtime, integer_only=False)
-        evaluation = evaluate(source, classifier, test, threshold)
-        problems = gate_failures(evaluation.report, accuracy_budget, agreement_floor)
+        report = split_report(test, score(classifier, test.images), float_alert(source, test.images), threshold)
+        problems = gate_failures(report, gate)
         if problems:
             log.warning("dynamic-range variant not written (the int8 model ships alone): %s", "; ".join(problems))
             out.unlink(missing_ok=True)
             card_path_for(out).unlink(missing_ok=True)
             return None
         metrics = {"form": DYNAMIC_FORM, "int8_model_sha256": int8_card.tflite_sha256,
-                   "test_images": evaluation.report["images"], "float": evaluation.report["float"],
-                   "variant": evaluation.report["int8"], "agreement": evaluation.report["agreement"],
-                   "accuracy_budget": accuracy_budget, "agreement_floor": agreement_floor}
+                   "test_images": report["images"], "float": report["float"], "variant": report["int8"],
+                   "agreement": report["agreement"], "scene": report.get("scene"), "gate": dataclasses.asdict(gate)}
         card = dataclasses.replace(card, metrics=metrics)
         staged.replace(out)
     card_path_for(out).write_text(card.to_json(), encoding="utf-8")
     log.info("dynamic-range variant written: %s (%d bytes, agreement with float %.4f)", out, out.stat().st_size,
-             evaluation.report["agreement"])
+             report["agreement"])
     return card

@@ -124,8 +124,17 @@ def _same(actual: TensorSpec, expected: TensorSpec) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One invoke's results, one value per crop: the alert probability, and the probability that the
+    crop is not a belt with product (None when the model has no scene head)."""
+
+    alert: npt.NDArray[np.float32]
+    unknown: npt.NDArray[np.float32] | None
+
+
 class Classifier:
-    """An int8 model checked against its card; ``classify`` returns alert probabilities.
+    """An int8 model checked against its card; ``classify`` returns :class:`Scores`.
 
     ``batch`` fixes how many crops (regions of interest) go through one ``invoke``. ``integer_only``
     refuses float tensors inside the model; :mod:`edge.model_choice` turns it off only for the
@@ -155,6 +164,9 @@ class Classifier:
         floats = float_tensors(self._interpreter) if integer_only else []
         if floats:
             raise ModelError(f"{model_path}: not a full-integer model; float tensors on the path: {', '.join(floats[:4])}")
+        columns = int(outputs[0]["shape"][-1]) if len(outputs[0]["shape"]) else 0
+        if columns != len(card.outputs):
+            raise ModelError(f"{model_path}: the model has {columns} output column(s) but its card names {list(card.outputs)}")
         if batch != inputs[0]["shape"][0]:
             self._interpreter.resize_tensor_input(self._input_index, [batch, *card.input.shape[1:]])
         self._interpreter.allocate_tensors()
@@ -177,13 +189,13 @@ class Classifier:
                 "the model and card must come from the same conversion"
             )
 
-    def classify(self, inputs: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """Alert probabilities for a (batch, 64, 64, 3) array already in the model's input dtype."""
+    def classify(self, inputs: npt.NDArray[np.generic]) -> Scores:
+        """Scores for a (batch, 64, 64, 3) array already in the model's input dtype."""
         self._interpreter.set_tensor(self._input_index, inputs)
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output_index)
-        probs: npt.NDArray[np.float32] = (raw.reshape(-1).astype(np.float32) - self._out_zero) * self._out_scale
-        return probs
+        probs = (raw.reshape(len(inputs), -1).astype(np.float32) - self._out_zero) * self._out_scale
+        return Scores(np.ascontiguousarray(probs[:, 0]), np.ascontiguousarray(probs[:, 1]) if probs.shape[1] > 1 else None)
 
     def tensor_dtypes(self) -> list[tuple[str, str]]:
         """(name, dtype) of every tensor an op reads or writes."""

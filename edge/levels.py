@@ -108,3 +108,24 @@ class AlertLevels:
         previous = LEVELS[self._index]
         self._index, self._pending = target, None
         return LevelChange(self.roi, LEVELS[target], previous, p, now)
+
+
+@dataclass(frozen=True)
+class LevelBands:
+    """(enter, exit) thresholds on the smoothed probability for the warning and alert levels."""
+
+    warning: tuple[float, float]
+    alert: tuple[float, float]
+
+
+def bands_from_threshold(threshold: float) -> LevelBands:
+    """Level bands for a model whose per-frame operating point (its card's threshold) is ``threshold``.
+
+    The alert level is entered when the smoothed probability reaches the card's threshold and left
+    below 0.6 of it; warning sits just under (0.8 of the threshold to enter, 0.5 to leave), so a gap
+    arriving - the smoothed value climbing from 0 to 1 within one window - passes the warning band in
+    far less than a dwell and goes straight to alert, while a flow that hovers just under the operating
+    point is reported as a warning. The threshold is clamped to [0.05, 0.95] so every band is valid.
+    """
+    t = min(0.95, max(0.05, float(threshold)))
+    return LevelBands(warning=(round(0.8 * t, 4), round(0.5 * t, 4)), alert=(round(t, 4), round(0.6 * t, 4)))

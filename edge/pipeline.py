@@ -101,7 +101,7 @@ class Pipeline:
             # The usual calibration makes the table the identity: skip the lookup then.
             self._batch[i] = pixels64 if self._identity else self._table[pixels64]
         t1 = time.perf_counter()
-        probabilities = self.classifier.classify(self._batch)
+        probabilities = self.classifier.classify(self._batch).alert
         t2 = time.perf_counter()
         changes: list[LevelChange] = []
         if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt

@@ -23,6 +23,11 @@ RESIZE_METHOD = "nearest-pixel-centre"
 COLOR_ORDER = "RGB"
 # The float model sees pixel / 255, as ImageDataGenerator(rescale=1/255) gave it.
 PIXEL_SCALE = 1.0 / 255.0
+SCALING = "real = pixel / 255; quantized = round(real / input.scale) + input.zero_point (edge.preprocess)"
+# What a model card's "preprocessing" must say for this device to feed the model correctly.
+PREPROCESSING = {"size": (INPUT_SIZE, INPUT_SIZE), "resize": RESIZE_METHOD, "color_order": COLOR_ORDER, "scaling": SCALING}
+# Full scale of the integer image modes Pillow decodes to, by their bit depth.
+_FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0}
 
 Uint8Image = npt.NDArray[np.uint8]
 
@@ -134,22 +139,43 @@ def model_input(
     return quantize_input(resize_rgb(frame, box), scale, zero_point, dtype)
 
 
-def read_image_file(path: Path) -> Uint8Image:
-    """Decode an image file (any size or mode Pillow reads) to HxWx3 uint8 RGB.
+def _to_bytes(img: object, path: Path) -> Uint8Image:
+    """8-bit RGB from a decoded Pillow image, scaling deep images by their bit depth (not their own peak),
+    so a dark 16-bit frame stays dark."""
+    from PIL import Image
 
-    Raises ``ValueError`` naming the file when it is not a readable image.
+    assert isinstance(img, Image.Image)
+    if img.mode in _FULL_SCALE:
+        arr = np.asarray(img, dtype=np.float64) / _FULL_SCALE[img.mode]
+    elif img.mode == "I":  # 32-bit integer mode: Pillow uses it for 16-bit data in some formats
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ValueError(f"{path}: 32-bit integer pixels outside 0-65535 are not supported; save it as 8 or 16 bits")
+        arr = arr / 65535.0
+    elif img.mode == "F":  # float images: 0-1 when they fit, else 0-255, else 16-bit counts
+        arr = np.asarray(img, dtype=np.float64)
+        peak = float(np.nanmax(arr)) if arr.size else 0.0
+        arr = arr / (1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0)
+    else:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    return as_rgb((np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).round().astype(np.uint8))
+
+
+def read_image_file(path: Path) -> Uint8Image:
+    """Decode an image file (any size or mode Pillow reads) to HxWx3 uint8 RGB, upright.
+
+    The EXIF orientation tag is applied (phone photos are stored sideways with a tag saying so);
+    16-bit images are scaled by their bit depth. Raises ``ValueError`` naming the file when it is
+    not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                # 16-bit and float greyscale: scale to 8 bits instead of clipping.
-                arr = np.asarray(img, dtype=np.float64)
-                peak = float(arr.max()) or 1.0
-                return as_rgb((arr / peak * 255.0).round().astype(np.uint8))
-            rgb = img.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8).copy()
+            upright = ImageOps.exif_transpose(img) or img
+            return _to_bytes(upright, path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from exc

@@ -35,7 +35,7 @@ def test_runtime_is_the_one_this_environment_pins(runtime_name: str) -> None:
 
 
 def test_bundled_model_classifies_simulated_frames(runtime_name: str) -> None:
-    """On fresh simulator frames (seed unseen in training) the bundled int8 model is right at least 95% of the time."""
+    """On fresh simulator frames (a seed unseen in training) the bundled int8 model at its card threshold is right >= 95%."""
     classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
     card = classifier.card
     rng = np.random.default_rng(9999)
@@ -43,26 +43,73 @@ def test_bundled_model_classifies_simulated_frames(runtime_name: str) -> None:
     for i in range(80):
         alert = i % 2 == 1
         tensor = model_input(still_frame(rng, alert), card.input.scale, card.input.zero_point, card.input.dtype)
-        correct += (classifier.classify(tensor[None])[0] >= card.threshold) == alert
+        correct += (classifier.classify(tensor[None]).alert[0] >= card.threshold) == alert
     assert correct / 80 >= 0.95
 
 
-def test_bundled_card_describes_a_full_integer_uint8_model() -> None:
-    """The card records uint8 I/O, the preprocessing, labels and the gate's metrics."""
+def test_bundled_card_describes_the_model_and_its_honest_figures() -> None:
+    """Card format 2: uint8 I/O with [alert, unknown] columns, the preprocessing, a threshold chosen on validation,
+    the levels derived from it, a dataset fingerprint, and test, second-renderer and hard-case figures."""
+    from edge.levels import bands_from_threshold
+
     card = load_card(BUNDLED_MODEL.with_suffix(".card.json"))
-    assert card.input.dtype == card.output.dtype == "uint8"
-    assert card.input.shape[1:] == (64, 64, 3)
+    assert card.format == "conveyor-model-card/2" and card.outputs == ("alert", "unknown")
+    assert card.input.dtype == card.output.dtype == "uint8" and card.input.shape[1:] == (64, 64, 3) and card.output.shape[1:] == (2,)
     assert card.preprocessing.resize == "nearest-pixel-centre"
     assert card.labels == ("acceptable", "alert") and card.positive_class == "alert"
-    assert card.metrics["int8"]["accuracy"] >= 0.98 and card.metrics["agreement"] >= 0.99
+    assert card.metrics["threshold_choice"]["rule"] and card.levels["alert"][0] == pytest.approx(bands_from_threshold(card.threshold).alert[0])
+    assert len(card.dataset["sha256"]) == 64 and card.dataset["files"]["test_set/alert"] > 0
+    test = card.metrics["test"]
+    assert test["int8"]["recall"] >= 0.97 and test["int8"]["precision"] >= 0.95 and test["agreement"] >= 0.99
+    assert card.metrics["validation"]["int8"]["recall"] > 0
+    second = card.metrics["second_renderer"]
+    assert second["images"] >= 400 and {"recall", "precision", "false_alert_rate"} <= set(second)
+    assert {row["case"] for row in card.metrics["hard_cases"]} >= {"hand over the belt", "lens covered", "sensor noise",
+                                                                   "camera knocked towards a grey wall", "blown-out glare"}
+    assert card.scene.unknown_threshold is not None and 0 < card.scene.unknown_threshold < 1
     assert BUNDLED_MODEL.stat().st_size < 1_000_000
 
 
 def test_several_rois_go_through_one_invoke() -> None:
-    """A batch of crops returns one probability per crop."""
+    """A batch of crops returns one alert and one unknown probability per crop."""
     classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()), batch=3)
-    batch = np.zeros((3, 64, 64, 3), np.uint8)
-    assert classifier.classify(batch).shape == (3,)
+    scores = classifier.classify(np.zeros((3, 64, 64, 3), np.uint8))
+    assert scores.alert.shape == (3,) and scores.unknown is not None and scores.unknown.shape == (3,)
+    assert scores.alert.dtype == np.float32 and ((0 <= scores.alert) & (scores.alert < 1)).all()
+
+
+@pytest.mark.parametrize("field,value", [("resize", "bilinear"), ("size", [128, 128]), ("color_order", "BGR"),
+                                         ("scaling", "real = (pixel - 127.5) / 127.5")])
+def test_a_card_whose_preprocessing_differs_from_the_device_is_refused(model_copy: Path, field: str, value: object) -> None:
+    """Resize method, input size, colour order and scaling must be exactly what edge.preprocess does: one line otherwise."""
+    card = json.loads(model_copy.with_suffix(".card.json").read_text())
+    card["preprocessing"][field] = value
+    model_copy.with_suffix(".card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=f"preprocessing.{field} is .* but this device feeds the model") as info:
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
+    assert "\n" not in str(info.value)
+
+
+def test_an_unknown_card_format_is_refused_in_one_line(model_copy: Path) -> None:
+    """A card from a future converter is not guessed at."""
+    card = json.loads(model_copy.with_suffix(".card.json").read_text())
+    card["format"] = "conveyor-model-card/9"
+    model_copy.with_suffix(".card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="not a model card this device reads"):
+        load_card(model_copy.with_suffix(".card.json"))
+
+
+def test_a_card_naming_the_wrong_outputs_is_refused(model_copy: Path) -> None:
+    """A format-1 card (one alert column) beside a two-column model: the model is refused, naming both."""
+    card = json.loads(model_copy.with_suffix(".card.json").read_text())
+    card["format"] = "conveyor-model-card/1"
+    card["output"]["shape"] = [1, 1]
+    for key in ("outputs", "scene"):
+        card.pop(key)
+    model_copy.with_suffix(".card.json").write_text(json.dumps(card))
+    assert load_card(model_copy.with_suffix(".card.json")).outputs == ("alert",)
+    with pytest.raises(ModelError, match="does not match the model card|output column"):
+        Classifier.from_files(model_copy, load_runtime(expected_runtime()))
 
 
 def test_a_model_that_does_not_match_its_card_sha256_is_refused(model_copy: Path) -> None:
@@ -163,4 +210,4 @@ def test_tensorflow_lite_is_a_working_last_resort_runtime() -> None:
     x = np.full((1, 64, 64, 3), 77, np.uint8)
     a = Classifier.from_files(BUNDLED_MODEL, tf_runtime).classify(x)
     b = Classifier.from_files(BUNDLED_MODEL, load_runtime("auto")).classify(x)
-    assert np.array_equal(a, b)
+    assert np.array_equal(a.alert, b.alert) and a.unknown is not None and b.unknown is not None and np.array_equal(a.unknown, b.unknown)

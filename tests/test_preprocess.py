@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from converter.dataset import load_split
+from converter.dataset import check_layout, load_split
 from edge.config import ImagesSource, parse_config
 from edge.inference import Classifier, load_runtime
 from edge.pipeline import Pipeline
@@ -53,6 +53,31 @@ def test_any_image_mode_becomes_rgb(tmp_path: Path, mode: str) -> None:
     assert out.shape == (72, 96, 3) and out.dtype == np.uint8
 
 
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A phone JPEG stored landscape with orientation 6 (rotate 90 degrees clockwise) loads upright, portrait."""
+    pixels = np.zeros((60, 100, 3), np.uint8)
+    pixels[:, :10] = (255, 0, 0)  # a red stripe down the stored image's left edge
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    img.save(path, quality=95, exif=exif)
+    out = read_image_file(path)
+    assert out.shape == (100, 60, 3)
+    assert out[:10, :, 0].mean() > 200 and out[-10:, :, 0].mean() < 60  # the stripe is now along the top
+
+
+def test_16_bit_images_are_scaled_by_bit_depth_not_their_own_peak(tmp_path: Path) -> None:
+    """A dark 16-bit frame (peak 4096 of 65535) stays dark: 4096 -> 16, not stretched to 255."""
+    deep = np.full((40, 40), 4096, np.uint16)
+    deep[0, 0] = 0
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    out = read_image_file(path)
+    assert out.dtype == np.uint8 and int(out[5, 5, 0]) == round(4096 / 65535 * 255) and int(out[0, 0, 0]) == 0
+
+
 def test_unreadable_file_names_itself(tmp_path: Path) -> None:
     """A corrupt image raises ValueError naming the path."""
     bad = tmp_path / "broken.jpg"
@@ -69,7 +94,7 @@ def test_training_path_and_device_path_give_bit_identical_input_tensors(tmp_path
         folder.mkdir(parents=True)
         for i in range(3):
             Image.fromarray(still_frame(rng, alert=label == "alert")).save(folder / f"{label}{i}.jpg", quality=80)
-    split = load_split(tmp_path / "test_set")
+    split = load_split(check_layout(tmp_path, need_training=False), "test_set")
     classifier = Classifier.from_files(BUNDLED, load_runtime("auto"))
     card = classifier.card
     training_side = [model_input(_load(p), card.input.scale, card.input.zero_point, card.input.dtype) for p in split.paths]
@@ -86,6 +111,7 @@ def test_training_path_and_device_path_give_bit_identical_input_tensors(tmp_path
     while (frame := source.read()) is not None:
         pipeline.process(frame)
         device_side.append(pipeline._batch[0].copy())
+    source.close()
     assert len(device_side) == len(training_side) == 6
     for train_tensor, device_tensor in zip(training_side, device_side, strict=True):
         assert train_tensor.dtype == device_tensor.dtype == np.uint8

@@ -1,0 +1,155 @@
+"""Is the belt moving? Frame-to-frame belt motion by phase correlation on a small grey image. Pure, no I/O.
+
+A full belt that has stopped starves packaging as surely as a gap, and the alert model cannot see it
+(a still belt full of product looks fine). So each frame is reduced to a small grey image
+(:func:`small_grey`), and consecutive images are phase-correlated: the peak of the inverse
+transform of the normalised cross-power spectrum sits at the shift between them, and its height
+says how much of the picture moved together (the reading's confidence).
+
+Made robust on purpose:
+
+* **lighting flicker**: each image is divided by its mean, and phase correlation ignores contrast;
+* **static structure** (rails, belt edges, gradients): the mean of every row and every column is
+  removed, which erases whatever is constant along either image axis, and the lowest frequencies
+  are weighted out; **noise**: the highest frequencies are weighted out too;
+* **no texture** (an empty, plain belt): the peak is low, the reading is marked unreliable and the
+  last state is kept, so a long gap on a moving belt is not reported as a stopped belt.
+
+The belt is reported **stopped** once every reliable reading for ``stopped_after_s`` was slower than
+``stopped_below`` frame widths per second, and moving again once readings are faster for
+``moving_after_s``. A belt that moves more than about half a product pitch between two frames is
+ambiguous to any frame-to-frame method (the rows look the same one pitch on); keep frame rates up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+SMALL_WIDTH = 64
+
+
+@dataclass(frozen=True)
+class MotionRules:
+    """When the belt counts as stopped or moving."""
+
+    stopped_below: float = 0.03  # frame widths per second
+    stopped_after_s: float = 1.5
+    moving_after_s: float = 0.5
+    min_confidence: float = 0.35  # phase-correlation peak height (0-1) for a reading to count; unrelated images reach 0.3
+    window_s: float = 1.0  # speeds are the median of the reliable readings over this window
+
+
+@dataclass(frozen=True)
+class MotionReading:
+    """The belt speed (frame pixels per second; None without a reliable reading in the window) and the stopped state."""
+
+    speed_px_s: float | None
+    stopped: bool
+    confidence: float
+
+
+def small_grey(frame: npt.NDArray[np.uint8], width: int = SMALL_WIDTH) -> npt.NDArray[np.float32]:
+    """A ~``width``-pixel-wide grey image of an HxWx3 frame: the green channel, averaged over column blocks,
+    every block-th row (cheap: it touches a small fraction of the frame)."""
+    w = frame.shape[1]
+    block = max(1, w // width)
+    cols = (w // block) * block
+    rows = frame[block // 2 :: block, :cols, 1]
+    return np.asarray(rows.reshape(rows.shape[0], cols // block, block).mean(axis=2, dtype=np.float32), dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def _weights(shape: tuple[int, int]) -> tuple[npt.NDArray[np.float32], float, npt.NDArray[np.float32]]:
+    """Band-pass weights over the real FFT's half plane, their full-plane sum, and the Hann window."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    f2 = fx * fx + fy * fy
+    # Band-pass: drop what the lighting and the lens do (lowest frequencies) and pixel noise (highest).
+    weights = (np.exp(-f2 / (2 * 0.12**2)) * (1.0 - np.exp(-f2 / (2 * 0.02**2)))).astype(np.float32)
+    full = np.fft.fftfreq(shape[1])[None, :]
+    full_sum = float((np.exp(-(full**2 + fy**2) / (2 * 0.12**2)) * (1.0 - np.exp(-(full**2 + fy**2) / (2 * 0.02**2)))).sum())
+    window = np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
+    return weights, full_sum, window
+
+
+def _prepare(grey: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
+    g = grey / np.float32(max(float(grey.mean()), 1.0))
+    g = g - g.mean(axis=1, keepdims=True) - g.mean(axis=0, keepdims=True) + g.mean()
+    return np.fft.rfft2(g * _weights(g.shape)[2]).astype(np.complex64)
+
+
+def phase_correlate(a: npt.NDArray[np.complex64], b: npt.NDArray[np.complex64], shape: tuple[int, int]) -> tuple[float, float, float]:
+    """(dx, dy, peak) such that image b is image a moved by (dx, dy); both given as :func:`_prepare` spectra
+    of images of ``shape``. The peak is 1.0 for identical images and near 0 for unrelated ones."""
+    weights, full_sum, _ = _weights(shape)
+    product = b * np.conj(a)
+    cross = product / np.maximum(np.abs(product), np.float32(1e-12)) * weights
+    surface = np.fft.irfft2(cross, s=shape) * (shape[0] * shape[1] / full_sum)
+    iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    peak = float(surface[iy, ix])
+    h, w = surface.shape
+
+    def refine(minus: float, centre: float, plus: float) -> float:
+        denominator = minus - 2 * centre + plus
+        return 0.0 if abs(denominator) < 1e-12 else float(np.clip(0.5 * (minus - plus) / denominator, -0.5, 0.5))
+
+    dx = ix + refine(surface[iy, (ix - 1) % w], peak, surface[iy, (ix + 1) % w])
+    dy = iy + refine(surface[(iy - 1) % h, ix], peak, surface[(iy + 1) % h, ix])
+    dx = dx - w if dx > w / 2 else dx
+    dy = dy - h if dy > h / 2 else dy
+    return float(dx), float(dy), peak
+
+
+class BeltMotion:
+    """Belt speed and the stopped condition from a stream of :func:`small_grey` images and their times."""
+
+    def __init__(self, rules: MotionRules, frame_width: int) -> None:
+        self.rules = rules
+        self.frame_width = frame_width
+        self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
+        self._readings: deque[tuple[float, float]] = deque()  # (time, speed in frame widths per second)
+        self._slow_since: float | None = None
+        self._fast_since: float | None = None
+        self.stopped = False
+
+    def reset(self) -> None:
+        """Forget the past (after the camera was reopened)."""
+        self._previous, self._slow_since, self._fast_since = None, None, None
+        self._readings.clear()
+        self.stopped = False
+
+    def update(self, grey: npt.NDArray[np.float32], now: float) -> MotionReading:
+        """Feed one small grey image taken at monotonic time ``now``."""
+        shape = (int(grey.shape[0]), int(grey.shape[1]))
+        spectrum = _prepare(grey)
+        previous, self._previous = self._previous, (spectrum, now, shape)
+        confidence = 0.0
+        if previous is not None and previous[2] == shape and now > previous[1]:
+            dx, dy, confidence = phase_correlate(previous[0], spectrum, shape)
+            if confidence >= self.rules.min_confidence:
+                widths_per_s = float(np.hypot(dx, dy)) / grey.shape[1] / (now - previous[1])
+                self._readings.append((now, widths_per_s))
+        while self._readings and self._readings[0][0] < now - self.rules.window_s:
+            self._readings.popleft()
+        speed = float(np.median([s for _, s in self._readings])) if self._readings else None
+        self._update_state(speed, now)
+        return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence)
+
+    def _update_state(self, speed: float | None, now: float) -> None:
+        if speed is None:
+            return  # nothing reliable to go on (an empty, plain belt): keep the last state
+        if speed < self.rules.stopped_below:
+            self._fast_since = None
+            self._slow_since = self._slow_since if self._slow_since is not None else now
+            if not self.stopped and now - self._slow_since >= self.rules.stopped_after_s:
+                self.stopped = True
+        else:
+            self._slow_since = None
+            self._fast_since = self._fast_since if self._fast_since is not None else now
+            if self.stopped and now - self._fast_since >= self.rules.moving_after_s:
+                self.stopped = False

@@ -1,0 +1,105 @@
+"""Belt motion from frames: speed, and a stopped belt reported within 3 s, on both renderers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from converter.holdout import HoldoutStream, Script
+from edge.motion import BeltMotion, MotionRules, phase_correlate, small_grey
+from edge.motion import _prepare as prepare
+from edge.simulator import ConveyorStream, Drop
+from edge.simulator.stream import Stop
+
+FPS = 15.0
+
+
+def run(frames_at: object, seconds: float, frame_width: int) -> list[tuple[float, bool, float | None]]:
+    motion = BeltMotion(MotionRules(), frame_width)
+    out = []
+    for i in range(int(seconds * FPS)):
+        t = i / FPS
+        reading = motion.update(small_grey(frames_at(t)), t)  # type: ignore[operator]
+        out.append((t, reading.stopped, reading.speed_px_s))
+    return out
+
+
+def first_stopped(readings: list[tuple[float, bool, float | None]], after: float) -> float | None:
+    return next((t for t, stopped, _ in readings if stopped and t >= after), None)
+
+
+def test_phase_correlation_finds_a_known_shift() -> None:
+    """An image and the same image rolled by (5, -3) pixels: the shift comes back to a tenth of a pixel."""
+    rng = np.random.default_rng(0)
+    base = rng.random((48, 64)).astype(np.float32)
+    base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1)) * 60  # some spatial correlation, like a picture
+    moved = np.roll(base, (-3, 5), axis=(0, 1))
+    dx, dy, peak = phase_correlate(prepare(base), prepare(moved), base.shape)
+    assert abs(dx - 5) < 0.1 and abs(dy + 3) < 0.1 and peak > 0.5
+
+
+@pytest.mark.parametrize("seed", [3, 6, 11])
+def test_a_stopping_belt_is_reported_within_3_s_and_restarting_clears_it(seed: int) -> None:
+    """Training renderer, flickering light and noise: moving -> stopped within 3 s of the stop, moving again after."""
+    stream = ConveyorStream(seed, (320, 240), 160.0, stops=(Stop(6.0, 8.0),), flicker=0.05)
+    readings = run(stream.frame_at, 18.0, 320)
+    assert not any(stopped for t, stopped, _ in readings if t < 6.0)
+    at = first_stopped(readings, 6.0)
+    assert at is not None and at - 6.0 <= 3.0, at
+    assert all(stopped for t, stopped, _ in readings if at <= t < 14.0)
+    assert not readings[-1][1], "moving again after the restart"
+
+
+def test_speed_is_measured_in_frame_pixels_per_second() -> None:
+    """The belt's 160 belt px/s appear as 160 x zoom frame px/s; the median reading is within 10%."""
+    stream = ConveyorStream(3, (320, 240), 160.0)
+    readings = run(stream.frame_at, 3.0, 320)
+    speeds = [s for t, _, s in readings if s is not None and t > 1.0]
+    expected = 160.0 * stream.look.camera.zoom
+    assert speeds and abs(float(np.median(speeds)) - expected) < 0.1 * expected
+
+
+def test_a_long_gap_on_a_moving_belt_is_not_a_stopped_belt() -> None:
+    """A drop empties the whole view for seconds (plain belt, static rails): the belt still reads as moving."""
+    stream = ConveyorStream(5, (320, 240), 160.0, drops=(Drop(1.0, 8.0),))
+    assert max(stream.gap_fraction(t) for t in np.arange(2, 9, 0.5)) == 1.0
+    readings = run(stream.frame_at, 12.0, 320)
+    assert not any(stopped for _, stopped, _ in readings)
+
+
+def test_second_renderer_stop_is_reported_within_3_s() -> None:
+    """The separately written renderer's belt (its own textures, tilt, JPEG) stops at 5 s: stopped by 8 s."""
+    stream = HoldoutStream(4, Script(stops=((5.0, 10.0),)))
+    readings = run(lambda t: stream.frame(round(t * FPS)), 16.0, 320)
+    assert not any(stopped for t, stopped, _ in readings if t < 5.0)
+    at = first_stopped(readings, 5.0)
+    assert at is not None and at - 5.0 <= 3.0, at
+
+
+def test_static_noise_is_not_a_reading() -> None:
+    """Independent noise frames give no confident shift: no speed, and no stopped belt."""
+    rng = np.random.default_rng(1)
+    motion = BeltMotion(MotionRules(), 320)
+    for i in range(60):
+        reading = motion.update(rng.uniform(0, 255, (48, 64)).astype(np.float32), i / FPS)
+        assert reading.confidence < MotionRules().min_confidence
+    assert reading.speed_px_s is None and not reading.stopped
+
+
+def test_rules_are_a_frozen_value_with_defaults() -> None:
+    """MotionRules is immutable; the defaults report a stop well inside 3 s (window + dwell)."""
+    rules = MotionRules()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules.stopped_after_s = 1.0  # type: ignore[misc]
+    assert rules.window_s / 2 + rules.stopped_after_s < 3.0
+
+
+def test_small_grey_is_cheap_and_about_64_wide() -> None:
+    """A 640x480 frame becomes a 64x48 grey image of the green channel's block means."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, :, 1] = np.arange(640)[None, :] // 10
+    grey = small_grey(frame)
+    assert grey.shape == (48, 64) and grey.dtype == np.float32
+    assert grey[0, 0] == pytest.approx(np.mean(np.arange(10) // 10)) and grey[0, 63] == pytest.approx(63.0)

@@ -1,0 +1,61 @@
+"""Scene judges: the statistics flag glare, noise, blank and covered views; the model head's threshold applies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.preprocess import resize_rgb
+from edge.scene import SceneRules, judge_scene, judge_statistics, scene_statistics
+from edge.simulator import render_still
+
+RULES = SceneRules()
+
+
+def crop(image: np.ndarray) -> np.ndarray:
+    return resize_rgb(image)
+
+
+def test_belt_frames_pass_the_statistics() -> None:
+    """Ordinary acceptable and alert stills from the simulator are judged belt scenes (at the default limits)."""
+    rng = np.random.default_rng(4)
+    verdicts = [judge_statistics(scene_statistics(crop(render_still(rng, label, lane_crop=False)[0])), RULES)
+                for label in ("acceptable", "alert") * 30]
+    assert sum(v.unknown for v in verdicts) <= 1, [v.reason for v in verdicts if v.unknown]
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda rng: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "noise"),
+    (lambda rng: np.full((64, 64, 3), 255, np.uint8), "glare"),
+    (lambda rng: np.clip(np.full((64, 64, 3), 128.0) + rng.normal(0, 2, (64, 64, 3)), 0, 255).astype(np.uint8), "featureless"),
+    (lambda rng: np.full((64, 64, 3), 3, np.uint8), "covered or unlit"),
+])
+def test_each_statistic_names_its_reason(make, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """Pure noise, a blown-out view, a flat grey wall and a capped lens: unknown, each with its own reason."""
+    verdict = judge_scene(make(np.random.default_rng(0)), None, RULES)
+    assert verdict.unknown and verdict.reason.startswith(reason), verdict
+
+
+def test_a_gradient_is_not_detail() -> None:
+    """A smooth lighting ramp over a blank wall has no detail once the fitted plane is removed."""
+    ramp = np.linspace(40, 200, 64)[None, :, None] * np.ones((64, 1, 3))
+    stats = scene_statistics(ramp.astype(np.uint8))
+    assert stats.detail < 1.0 and stats.correlation > 0.9
+
+
+def test_the_model_head_decides_first_at_the_card_threshold() -> None:
+    """With a head threshold of 0.6, 0.59 leaves the verdict to the statistics and 0.6 makes it unknown."""
+    rules = SceneRules(unknown_threshold=0.6)
+    rng = np.random.default_rng(7)
+    belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0])
+    assert not judge_scene(belt, 0.59, rules).unknown
+    verdict = judge_scene(belt, 0.6, rules)
+    assert verdict.unknown and "model unknown probability 0.60" in verdict.reason
+    assert not judge_scene(belt, 0.99, SceneRules(unknown_threshold=None)).unknown  # no head: probability ignored
+
+
+def test_statistics_cost_little() -> None:
+    """The statistics touch one 64x64 crop: a few dozen array operations (timed in benchmarks/detection.py)."""
+    image = crop(render_still(np.random.default_rng(1), "alert")[0])
+    stats = scene_statistics(image)
+    assert 0.0 <= stats.saturated <= 1.0 and -1.0 <= stats.correlation <= 1.0 and stats.detail >= 0 and 0 <= stats.brightness <= 255
