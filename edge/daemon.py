@@ -21,12 +21,12 @@ from edge.alarms import AcknowledgeRefused, Alarm, condition_of
 from edge.alarms.store import AlarmStore
 from edge.config import EdgeConfig
 from edge.errors import SourceError
-from edge.events import AlarmChanged, HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.events import AlarmChanged, BeltChanged, HealthChanged, LevelChanged, TelemetrySnapshot
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
 from edge.service.notify import Notifier
 from edge.sources.base import Frame, FrameSource
-from edge.state import DeviceState, Health, Level
+from edge.state import Belt, DeviceState, Health, Level
 from edge.telemetry import FrameStats
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,10 @@ class Daemon:
         self.pipeline = Pipeline(self.config, parts.classifier)
         rois = [roi.name for roi in self.config.rois]
         restored = parts.alarm_store.load() if parts.alarm_store is not None else {}
-        self.state = DeviceState.starting(rois, {roi: alarm for roi, alarm in restored.items() if roi in rois})
+        self.state = DeviceState.starting(rois, {roi: alarm for roi, alarm in restored.items() if roi in rois},
+                                          Level(self.config.belt.status_when_stopped))
         self._judged_once: set[str] = set()  # ROIs whose first judged level has been published
+        self._belt_speed: float | None = None  # the last reliable belt speed (frame pixels per second)
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
         self.loop_ended_at: float | None = None
@@ -131,10 +133,15 @@ class Daemon:
     # --- the published state ---------------------------------------------------------------------
 
     def _publish_state(self, health: Health, health_reason: str, levels: dict[str, Level], frame_seq: int,
-                       frame_wall: float, smoothed: dict[str, float]) -> None:
-        """Replace the device state; report each change as an event, then the new retained view."""
+                       frame_wall: float, smoothed: dict[str, float], not_a_belt: dict[str, str] | None = None,
+                       belt: Belt | None = None, speed_px_s: float | None = None) -> None:
+        """Replace the device state; report each change as an event, then the new retained view.
+
+        ``not_a_belt``: ROIs whose scene is not a belt with product, and why (their level is unknown).
+        ``belt``: the belt's motion state (None: unchanged)."""
         old = self.state
-        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels), old.alarms)
+        new = DeviceState(health, tuple((roi, levels[roi]) for roi, _ in old.levels), old.alarms,
+                          old.belt if belt is None else belt, old.stopped_level)
         if new == old:
             return
         wall, synced, publisher = self.parts.wall_clock(), self.parts.clock_synced(), self.parts.publisher
@@ -145,6 +152,14 @@ class Daemon:
                 HealthChanged(new.health, old.health, reason, frame_seq, wall, synced, self.model_sha256)))
             (log.info if new.health == Health.OK else log.warning)("camera health %s -> %s %s", old.health, new.health, reason)
             self.parts.notifier.status(f"camera {new.health} {reason}".strip())
+        if new.belt != old.belt and Belt.UNKNOWN not in (new.belt, old.belt):  # the first reading after start is no change
+            speed = "no reliable reading" if speed_px_s is None else f"{speed_px_s:.1f} px/s"
+            reason = (f"belt speed below {self.config.belt.stopped_below:g} frame widths/s for {self.config.belt.stopped_after_s:g} s"
+                      if new.belt == Belt.STOPPED else "the belt moves again")
+            publisher.changed(BeltChanged(new.belt, old.belt, speed_px_s, f"{reason} ({speed})", frame_seq, wall, synced,
+                                          self.model_sha256))
+            (log.warning if new.belt == Belt.STOPPED else log.info)("belt %s -> %s: %s (%s)", old.belt, new.belt, reason, speed)
+        not_a_belt = not_a_belt or {}
         for roi, level in new.levels:
             previous = old.level(roi)
             if level == previous:
@@ -154,7 +169,8 @@ class Daemon:
                     self._judged_once.add(roi)
                 continue
             if level == Level.UNKNOWN:
-                reason = f"{new.health}: {health_reason}" if new.health != Health.OK else "the scene cannot be judged"
+                reason = (f"{new.health}: {health_reason}" if new.health != Health.OK
+                          else f"not a belt scene: {not_a_belt[roi]}" if roi in not_a_belt else "the scene cannot be judged")
             else:
                 reason = FLOW if previous != Level.UNKNOWN else "the picture can be judged again"
             probability = smoothed.get(roi, 0.0)
@@ -209,13 +225,23 @@ class Daemon:
 
     def _publish_frame(self, frame: Frame, result: FrameResult) -> None:
         usable = result.health == Health.OK
-        levels = {roi: (result.judged[roi] if usable else Level.UNKNOWN) for roi, _ in self.state.levels}
-        self._publish_state(result.health, result.health_reason, levels, frame.seq, frame.wall, result.smoothed)
+        levels = {roi: (result.judged[roi] if usable and roi not in result.not_a_belt else Level.UNKNOWN)
+                  for roi, _ in self.state.levels}
+        motion = result.motion
+        belt = None if motion is None else Belt.STOPPED if motion.stopped else Belt.MOVING
+        if motion is not None and self.state.belt == Belt.UNKNOWN and motion.speed_px_s is None:
+            belt = None  # no reliable reading yet: the belt is not known to move
+        self._publish_state(result.health, result.health_reason, levels, frame.seq, frame.wall, result.smoothed,
+                            result.not_a_belt, belt, None if motion is None else motion.speed_px_s)
+        self._belt_speed = None if motion is None else motion.speed_px_s
 
     def _camera_fault(self, reason: str, frame_seq: int) -> None:
         unknown = {roi: Level.UNKNOWN for roi, _ in self.state.levels}
         smoothed = {name: lv.smoothed for name, lv in self.pipeline.levels.items()}
-        self._publish_state(Health.CAMERA_FAULT, reason, unknown, frame_seq, self.parts.wall_clock(), smoothed)
+        # Blind, the device cannot tell whether the belt moves: unknown, without an event (the health event says why).
+        self._publish_state(Health.CAMERA_FAULT, reason, unknown, frame_seq, self.parts.wall_clock(), smoothed,
+                            belt=Belt.UNKNOWN if self.config.belt.enabled else None)
+        self._belt_speed = None
 
     def publish_telemetry(self) -> None:
         figures = self.stats.summary(self._clock())
@@ -224,6 +250,8 @@ class Daemon:
             "runtime": self.runtime_label,
             "levels": {roi: str(level) for roi, level in self.state.levels},
             "health": str(self.state.health),
+            "belt": {"state": str(self.state.belt),
+                     "speed_px_s": None if self._belt_speed is None else round(self._belt_speed, 1)},
             "mqtt": {"connected": link.connected, "last_error": link.last_error, "not_sent": link.not_sent},
             "outbox": {"pending": link.pending, "dropped": link.dropped, "durable": link.durable},
         })
@@ -254,7 +282,10 @@ class Daemon:
         kept = {name for name, box in pipeline.rois if (name, box) in old_pipeline.rois}
         for name in kept:
             pipeline.levels[name] = old_pipeline.levels[name]
+        for name in kept:
+            pipeline.scenes[name] = old_pipeline.scenes[name]
         pipeline.health = old_pipeline.health  # the camera is the same camera
+        pipeline.motion = old_pipeline.motion  # and the same belt
         self.config = self.parts.config = config
         self.pipeline = pipeline
         self._judged_once &= kept
@@ -262,7 +293,7 @@ class Daemon:
         names = [name for name, _ in pipeline.rois]
         # A lane's alarm record goes with its name (an unacknowledged alarm must not vanish because a lane moved).
         self.state = DeviceState(old_state.health, tuple((name, old_levels[name] if name in kept else Level.UNKNOWN) for name in names),
-                                 tuple((name, old_state.alarm(name)) for name in names))
+                                 tuple((name, old_state.alarm(name)) for name in names), old_state.belt, old_state.stopped_level)
         self._save_alarms()
         self.parts.publisher.state_changed(self.state)
         log.info("regions of interest now %s (kept as they were: %s)", ", ".join(n for n, _ in pipeline.rois),

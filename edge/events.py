@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.alarms import Alarm, AlarmState
-from edge.state import Health, Level
+from edge.state import Belt, Health, Level
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,20 @@ class HealthChanged:
     clock_synced: bool
     model_sha256: str
     snapshot: str | None = None  # the evidence record of its frames (edge.evidence), when kept
+
+
+@dataclass(frozen=True)
+class BeltChanged:
+    """The belt stopped or moves again (edge.motion), as seen in the picture."""
+
+    belt: Belt
+    previous: Belt
+    speed_px_s: float | None  # the belt speed in frame pixels per second when it changed (None: no reliable reading)
+    reason: str
+    frame_seq: int
+    wall: float
+    clock_synced: bool
+    model_sha256: str
 
 
 @dataclass(frozen=True)
@@ -86,4 +100,4 @@ class ModelChanged:
     model_sha256: str  # the model deciding once the change is done
 
 
-Change = LevelChanged | HealthChanged | AlarmChanged | ModelChanged
+Change = LevelChanged | HealthChanged | AlarmChanged | ModelChanged | BeltChanged

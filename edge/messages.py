@@ -5,8 +5,9 @@ Topics under ``<prefix>/`` (for example ``plant/site/line/device/``):
 ``status``        retained one-tag summary: ``ok`` / ``warning`` / ``alert`` / ``unknown`` while the device
                   runs (the worst level over every ROI), ``offline`` when it stops or dies (the last will)
 ``health``        retained ``ok`` / ``camera_fault`` / ``degraded``
+``motion``        retained ``moving`` / ``stopped`` / ``unknown``: belt motion seen in the picture (``belt:`` in the config)
 ``state/<roi>``   retained level, a plain string a PLC can compare: ``ok`` / ``warning`` / ``alert`` / ``unknown``
-``event``         JSON on every level, health, alarm or model change, QoS 1, stored and forwarded (schemas/event.json)
+``event``         JSON on every level, health, belt, alarm or model change, QoS 1, stored and forwarded (schemas/event.json)
 ``telemetry``     JSON every few seconds, QoS 1, never stored (schemas/telemetry.json)
 ``alarm/<roi>``   retained JSON: the ROI's alarm record (ISA-18.2 state, who acknowledged it; schemas/alarm.json)
 ``command``       (subscribed only when enabled) JSON commands (schemas/command.json); replies on ``command/reply``
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.alarms import Alarm
-from edge.events import AlarmChanged, Change, HealthChanged, LevelChanged, ModelChanged, TelemetrySnapshot
+from edge.events import AlarmChanged, BeltChanged, Change, HealthChanged, LevelChanged, ModelChanged, TelemetrySnapshot
 from edge.state import DeviceState
 
 EVENT_SCHEMA = "conveyor-watch/event/1"
@@ -45,6 +46,10 @@ class Topics:
     @property
     def health(self) -> str:
         return f"{self.prefix}/health"
+
+    @property
+    def motion(self) -> str:
+        return f"{self.prefix}/motion"
 
     @property
     def event(self) -> str:
@@ -110,7 +115,8 @@ def retained_messages(topics: Topics, state: DeviceState, identity: DeviceIdenti
     (MQTT 5) so that a dead device leaves no stale level behind. Alarm records (with ``identity``)
     do not expire: an unacknowledged alarm stays unacknowledged while the device is away.
     """
-    messages = [(topics.status, str(state.summary), False), (topics.health, str(state.health), True)]
+    messages = [(topics.status, str(state.summary), False), (topics.health, str(state.health), True),
+                (topics.motion, str(state.belt), True)]
     messages += [(topics.state(roi), str(level), True) for roi, level in state.levels]
     if identity is not None:
         messages += [(topics.alarm(roi), alarm_payload(identity, roi, alarm), False) for roi, alarm in state.alarms]
@@ -154,6 +160,14 @@ def event_body(identity: DeviceIdentity, change: Change, *, event_id: str, seq: 
             "previous": str(change.previous),
             "level": str(change.level),
             "reason": change.reason,
+        }
+    elif isinstance(change, BeltChanged):
+        body = _envelope(identity, change, "belt", event_id, seq, seq_epoch) | {
+            "belt": str(change.belt),
+            "previous": str(change.previous),
+            "speed_px_s": None if change.speed_px_s is None else round(change.speed_px_s, 1),
+            "reason": change.reason,
+            "frame_seq": change.frame_seq,
         }
     elif isinstance(change, ModelChanged):
         body = _envelope(identity, change, "model", event_id, seq, seq_epoch) | {

@@ -1,4 +1,4 @@
-"""One frame in, judgements out: preprocessing, inference, image health and alert levels.
+"""One frame in, judgements out: preprocessing, inference, scene, belt motion, image health and alert levels.
 
 Knows nothing about MQTT, storage or what is published; the daemon turns its results into
 the device state and events.
@@ -8,33 +8,43 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from edge.config import EdgeConfig
 from edge.health import HealthRules, ImageHealth
-from edge.levels import AlertLevels, LevelChange, LevelRules
+from edge.levels import AlertLevels, LevelChange, LevelRules, bands_from_threshold
+from edge.motion import BeltMotion, MotionReading, MotionRules, small_grey
 from edge.preprocess import Box, quantization_table, resize_rgb
+from edge.scene import BELT, SceneRules, SceneStatistics, SceneVerdict, SceneWatch, judge_scene, scene_statistics
 from edge.sources.base import Frame
 from edge.state import Health, Level
+
+if TYPE_CHECKING:
+    from edge.inference import Scores
 
 MIN_SIDE, MAX_SIDE = 16, 8192
 # Image health judges seconds-long conditions; sampling it ten times a second is plenty and keeps
 # it off the per-frame budget at high frame rates. A frozen camera still repeats identical frames.
 HEALTH_INTERVAL_S = 0.1
+# The scene statistics judge conditions that last seconds too: refreshed five times a second they cost
+# about a tenth of the invoke at 15 fps (each 64x64 crop ~0.03 ms); the model's unknown head is read every frame.
+SCENE_STATS_INTERVAL_S = 0.2
+# Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
+MOTION_INTERVAL_S = 1.0 / 30.0
 
 
 class FrameClassifier(Protocol):
     """What the pipeline needs from a model: :class:`edge.inference.Classifier`, or the shipped
     :class:`edge.fakes.FakeClassifier` in tests that need no TFLite runtime."""
 
-    card: Any  # .input (shape, dtype, scale, zero_point) and .tflite_sha256, as in edge.modelcard.ModelCard
+    card: Any  # .input (shape, dtype, scale, zero_point), .tflite_sha256, .threshold, .levels, .scene, as in edge.modelcard.ModelCard
     runtime: Any  # .name and .version
 
-    def classify(self, inputs: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """Alert probability per crop of a (batch, H, W, 3) input."""
+    def classify(self, inputs: npt.NDArray[np.generic]) -> Scores:
+        """Alert probability (and, with a scene head, unknown probability) per crop of a (batch, H, W, 3) input."""
 
 
 @dataclass
@@ -46,6 +56,9 @@ class FrameResult:
     health_reason: str
     judged: dict[str, Level]  # each ROI's judged flow level (unchanged while the picture is not usable)
     smoothed: dict[str, float]
+    not_a_belt: dict[str, str] = field(default_factory=dict)  # ROIs whose scene is not a belt with product -> why
+    motion: MotionReading | None = None  # belt speed and the stopped condition (None: belt.enabled is false)
+    bands: dict[str, tuple[float, float]] = field(default_factory=dict)  # the level bands in use: (enter, exit) per level
     changes: list[LevelChange] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -67,55 +80,124 @@ class Pipeline:
     """Classifies every region of interest of a frame with one interpreter invoke."""
 
     def __init__(self, config: EdgeConfig, classifier: FrameClassifier) -> None:
+        self.config = config
         self.rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
-        self.use_classifier(classifier)
         lv = config.levels
-        rules = LevelRules.from_bands(lv.window_s, lv.dwell_s, lv.min_frames,
-                                      (lv.warning.enter, lv.warning.exit), (lv.alert.enter, lv.alert.exit))
-        self.levels = {name: AlertLevels(name, rules) for name, _ in self.rois}
+        self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
+        self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
+        self._stats: dict[str, SceneStatistics] = {}
+        self._verdicts: list[SceneVerdict] = [BELT] * len(self.rois)
+        self._next_stats = float("-inf")
+        self.use_classifier(classifier)
         h = config.health
         self.health = ImageHealth(HealthRules(h.frozen_after_s, h.dark_level, h.blur_level, h.degraded_after_s))
         self._next_health = float("-inf")
+        b = config.belt
+        self.motion = BeltMotion(MotionRules(stopped_below=b.stopped_below, stopped_after_s=b.stopped_after_s), 0) if b.enabled else None
+        self._motion_reading: MotionReading | None = None
+        self._next_motion = float("-inf")
+
+    def _level_rules(self, classifier: FrameClassifier) -> LevelRules:
+        """The config's bands when it sets them, else the model card's (derived from its threshold)."""
+        lv = self.config.levels
+        if lv.warning is not None and lv.alert is not None:
+            warning, alert = (lv.warning.enter, lv.warning.exit), (lv.alert.enter, lv.alert.exit)
+        else:
+            bands = getattr(classifier.card, "levels", None) or {}
+            if "warning" in bands and "alert" in bands:
+                warning, alert = (float(bands["warning"][0]), float(bands["warning"][1])), (float(bands["alert"][0]), float(bands["alert"][1]))
+            else:
+                derived = bands_from_threshold(float(classifier.card.threshold))
+                warning, alert = derived.warning, derived.alert
+        return LevelRules.from_bands(lv.window_s, lv.dwell_s, lv.min_frames, warning, alert)
 
     def use_classifier(self, classifier: FrameClassifier) -> None:
-        """Judge with ``classifier`` from the next frame on (its own input quantization); levels and health carry on."""
+        """Judge with ``classifier`` from the next frame on (its own input quantization, level bands and scene
+        limits); the levels' smoothing and the image health carry on."""
         spec = classifier.card.input
         self.classifier = classifier
         self._table = quantization_table(spec.scale, spec.zero_point, spec.dtype)
         self._identity = bool(np.array_equal(self._table, np.arange(256, dtype=np.uint8)))
         self._batch = np.empty((len(self.rois), *spec.shape[1:]), dtype=spec.dtype)
+        self._crops = np.empty((len(self.rois), *spec.shape[1:]), dtype=np.uint8)
+        rules = self._level_rules(classifier)
+        for levels in self.levels.values():
+            levels.rules = rules
+        self.bands = {"warning": (rules.enter[1], rules.exit[1]), "alert": (rules.enter[2], rules.exit[2])}
+        scene = getattr(classifier.card, "scene", None)
+        self.scene_rules: SceneRules | None = scene if self.config.scene.enabled and isinstance(scene, SceneRules) else None
 
     def forget_picture(self) -> None:
-        """The camera was reopened: judge its health afresh."""
+        """The camera was reopened: judge its health, scene and motion afresh."""
         self.health.reset()
         self._next_health = float("-inf")
+        for watch in self.scenes.values():
+            watch.reset()
+        self._next_stats = float("-inf")
+        if self.motion is not None:
+            self.motion.reset()
+            self._motion_reading = None
 
     def process(self, frame: Frame) -> FrameResult:
-        """Run one valid frame through the model and the level logic."""
+        """Run one valid frame through the model, the scene judges, belt motion and the level logic."""
         t0 = time.perf_counter()
+        now = frame.monotonic
         for i, (_, box) in enumerate(self.rois):
             pixels64 = resize_rgb(frame.pixels, box)
-            if i == 0 and frame.monotonic >= self._next_health:
-                self.health.update(pixels64, frame.monotonic)
-                self._next_health = frame.monotonic + HEALTH_INTERVAL_S
+            if i == 0 and now >= self._next_health:
+                self.health.update(pixels64, now)
+                self._next_health = now + HEALTH_INTERVAL_S
+            self._crops[i] = pixels64
             # The usual calibration makes the table the identity: skip the lookup then.
             self._batch[i] = pixels64 if self._identity else self._table[pixels64]
         t1 = time.perf_counter()
-        probabilities = self.classifier.classify(self._batch).alert
+        scores = self.classifier.classify(self._batch)
         t2 = time.perf_counter()
+        not_a_belt = self._judge_scenes(scores, now)
+        motion = self._belt_motion(frame)
+        t3 = time.perf_counter()
         changes: list[LevelChange] = []
         if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt
-            for (name, _), probability in zip(self.rois, probabilities, strict=True):
-                change = self.levels[name].update(float(probability), frame.monotonic)
+            for (name, _), probability, verdict in zip(self.rois, scores.alert, self._verdicts, strict=True):
+                if verdict.unknown:  # this frame's crop is not a belt scene: it says nothing about the flow
+                    continue
+                change = self.levels[name].update(float(probability), now)
                 if change is not None:
                     changes.append(change)
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         return FrameResult(
-            probabilities=probabilities,
+            probabilities=scores.alert,
             health=self.health.verdict,
             health_reason=self.health.reason,
             judged={name: lv.level for name, lv in self.levels.items()},
             smoothed={name: lv.smoothed for name, lv in self.levels.items()},
+            not_a_belt=not_a_belt,
+            motion=motion,
+            bands=self.bands,
             changes=changes,
-            timings={"preprocess": t1 - t0, "inference": t2 - t1, "levels": t3 - t2},
+            timings={"preprocess": t1 - t0, "inference": t2 - t1, "scene_motion": t3 - t2, "levels": t4 - t3},
         )
+
+    def _judge_scenes(self, scores: Scores, now: float) -> dict[str, str]:
+        """Each ROI's scene verdict for this frame (``self._verdicts``) and the debounced not-a-belt ROIs."""
+        rules = self.scene_rules
+        if rules is None:
+            self._verdicts = [BELT] * len(self.rois)
+            return {}
+        if now >= self._next_stats:
+            self._stats = {name: scene_statistics(self._crops[i]) for i, (name, _) in enumerate(self.rois)}
+            self._next_stats = now + SCENE_STATS_INTERVAL_S
+        unknown = scores.unknown
+        self._verdicts = [judge_scene(self._crops[i], None if unknown is None else float(unknown[i]), rules, self._stats[name])
+                          for i, (name, _) in enumerate(self.rois)]
+        return {name: self.scenes[name].reason for (name, _), verdict in zip(self.rois, self._verdicts, strict=True)
+                if self.scenes[name].update(verdict, now)}
+
+    def _belt_motion(self, frame: Frame) -> MotionReading | None:
+        if self.motion is None:
+            return None
+        if frame.monotonic >= self._next_motion or self._motion_reading is None:
+            self.motion.frame_width = frame.pixels.shape[1]
+            self._motion_reading = self.motion.update(small_grey(frame.pixels), frame.monotonic)
+            self._next_motion = frame.monotonic + MOTION_INTERVAL_S
+        return self._motion_reading

@@ -16,6 +16,7 @@ A user's own single-output model has no unknown head; then the statistics judge 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -117,3 +118,42 @@ def judge_scene(rgb64: npt.NDArray[np.uint8], unknown_probability: float | None,
     if unknown_probability is not None and rules.unknown_threshold is not None and unknown_probability >= rules.unknown_threshold:
         return SceneVerdict(True, f"not a belt scene: model unknown probability {unknown_probability:.2f} >= {rules.unknown_threshold:.2f}")
     return judge_statistics(stats if stats is not None else scene_statistics(rgb64), rules)
+
+
+class SceneWatch:
+    """Debounces one region's per-frame scene verdicts into a steady "not a belt scene" condition. Pure.
+
+    A single frame proves little either way (a hand enters over a few frames; a scene head may call
+    one odd belt frame unknown), so the region reads unknown once at least ``enter_share`` of the
+    verdicts of the last ``window_s`` (and at least ``min_frames`` of them) said so, and reads the
+    belt again once no more than ``exit_share`` do. The hysteresis keeps a scene that the judges
+    call unknown most of the time (a hand: about two frames in three) from flickering.
+    """
+
+    def __init__(self, window_s: float, min_frames: int, enter_share: float = 0.5, exit_share: float = 0.2) -> None:
+        self.window_s, self.min_frames = window_s, min_frames
+        self.enter_share, self.exit_share = enter_share, exit_share
+        self._verdicts: deque[tuple[float, bool]] = deque()
+        self._unknowns = 0
+        self.unknown = False
+        self.reason = ""
+
+    def update(self, verdict: SceneVerdict, now: float) -> bool:
+        """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown."""
+        self._verdicts.append((now, verdict.unknown))
+        self._unknowns += verdict.unknown
+        while self._verdicts and self._verdicts[0][0] <= now - self.window_s:
+            self._unknowns -= self._verdicts.popleft()[1]
+        if verdict.unknown:
+            self.reason = verdict.reason
+        share = self._unknowns / len(self._verdicts)
+        if not self.unknown and self._unknowns >= self.min_frames and share >= self.enter_share:
+            self.unknown = True
+        elif self.unknown and share <= self.exit_share:
+            self.unknown = False
+        return self.unknown
+
+    def reset(self) -> None:
+        self._verdicts.clear()
+        self._unknowns = 0
+        self.unknown, self.reason = False, ""

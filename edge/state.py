@@ -29,6 +29,14 @@ class Health(StrEnum):
     DEGRADED = "degraded"
 
 
+class Belt(StrEnum):
+    """Whether the belt moves, as seen in the picture (edge.motion)."""
+
+    MOVING = "moving"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"  # not judged yet, or not judged at all (belt.enabled: false), or the camera cannot see
+
+
 # For the one-tag summary: an alarm outranks not knowing, and not knowing outranks a warning.
 SEVERITY = {Level.OK: 0, Level.WARNING: 1, Level.UNKNOWN: 2, Level.ALERT: 3}
 
@@ -41,12 +49,15 @@ class DeviceState:
     health: Health
     levels: tuple[tuple[str, Level], ...]
     alarms: tuple[tuple[str, Alarm], ...] = ()
+    belt: Belt = Belt.UNKNOWN
+    stopped_level: Level = Level.ALERT  # what a stopped belt adds to the summary (config belt.status_when_stopped)
 
     @classmethod
-    def starting(cls, rois: list[str], alarms: dict[str, Alarm] | None = None) -> DeviceState:
+    def starting(cls, rois: list[str], alarms: dict[str, Alarm] | None = None, stopped_level: Level = Level.ALERT) -> DeviceState:
         """Before the first judged frame nothing is known; alarms carry on from before a restart."""
         alarms = alarms or {}
-        return cls(Health.OK, tuple((roi, Level.UNKNOWN) for roi in rois), tuple((roi, alarms.get(roi, Alarm())) for roi in rois))
+        return cls(Health.OK, tuple((roi, Level.UNKNOWN) for roi in rois), tuple((roi, alarms.get(roi, Alarm())) for roi in rois),
+                   stopped_level=stopped_level)
 
     def level(self, roi: str) -> Level:
         return dict(self.levels)[roi]
@@ -59,8 +70,11 @@ class DeviceState:
 
     @property
     def summary(self) -> Level:
-        """The worst level over every ROI: the single tag a simple PLC reads."""
-        return max((level for _, level in self.levels), key=SEVERITY.__getitem__, default=Level.UNKNOWN)
+        """The worst level over every ROI (and a stopped belt's level): the single tag a simple PLC reads."""
+        levels = [level for _, level in self.levels]
+        if self.belt == Belt.STOPPED:
+            levels.append(self.stopped_level)
+        return max(levels, key=SEVERITY.__getitem__, default=Level.UNKNOWN)
 
     def with_levels(self, levels: dict[str, Level]) -> DeviceState:
         return replace(self, levels=tuple((roi, levels.get(roi, level)) for roi, level in self.levels))

@@ -57,7 +57,11 @@ def test_op_slicing_covers_every_op_once_and_each_slice_runs(runtime_name: str) 
     assert sorted(i for g in groups for i in g) == list(range(len(op_names(data))))
     names = layer_names(data, groups)
     assert names[0] == "quantize (input)" and "conv_2d#2" in names and "flatten" in names and names[-1] == "quantize (output)"
-    assert sum(macs_of(data, g) for g in groups) == 3_321_216 + 7_750_656 + 802_816 + 128
+    # The alert path (Conv32, Conv32, Dense128, Dense1) plus the scene head on the shared convolutions (~9% more).
+    alert_path = 3_321_216 + 7_750_656 + 802_816 + 128
+    total = sum(macs_of(data, g) for g in groups)
+    assert total == macs_of(data, list(range(len(op_names(data)))))
+    assert 1.03 * alert_path < total < 1.15 * alert_path
     runtime = load_runtime(runtime_name)
     for group in groups:
         interp = runtime.plain_interpreter(slice_model(data, group))

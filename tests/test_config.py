@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,9 @@ def test_check_config_prints_the_effective_config_without_secret_values(tmp_path
     assert result.returncode == 0, result.stderr
     effective = yaml.safe_load(result.stdout)
     assert effective["mqtt"]["password_file"] == str(secret)
-    assert effective["levels"]["alert"] == {"enter": 0.6, "exit": 0.4}
+    # Bands left to the model card are shown as the bundled card gives them (derived from its threshold).
+    card = json.loads((Path(__file__).parent.parent / "edge" / "models" / "conveyor_int8.card.json").read_text())
+    assert effective["levels"]["alert"] == {"enter": card["levels"]["alert"][0], "exit": card["levels"]["alert"][1], "from": "model card"}
     assert "s3cr3t" not in result.stdout + result.stderr
 
 

@@ -35,7 +35,8 @@ def http(running: ConsoleDaemon) -> Http:
 
 def test_status_reports_each_roi_level_smoothed_probability_health_fps_and_model(running: ConsoleDaemon, http: Http) -> None:
     """GET /api/status: per-ROI level and smoothed probability, camera health, frame rate and the model's sha256."""
-    wait_for(lambda: http.json("/api/status")["fps"] is not None, 10, "a frame rate")
+    # The rate over a few seconds of frames (the first frames may come in a burst while the source catches up).
+    wait_for(lambda: (http.json("/api/status")["frame"] or {}).get("seq", 0) >= 30, 15, "thirty frames")
     status = http.json("/api/status")
     assert status["model_sha256"] == "f" * 64
     assert status["health"] == "ok" and 5.0 < status["fps"] < 15.0
@@ -54,7 +55,11 @@ def test_frame_jpg_is_a_real_jpeg_of_the_current_frame(running: ConsoleDaemon, h
     served = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=np.float32)
     original = running.source.frame(int(headers["X-Frame-Seq"])).pixels.astype(np.float32)
     assert served.shape == original.shape
-    assert float(np.abs(served - original).mean()) < 6.0  # JPEG quality 80 of this very frame
+    # As close as a quality-80 JPEG of this very frame made here (the simulator's noise and texture set the scale).
+    reference = io.BytesIO()
+    Image.fromarray(original.astype(np.uint8)).save(reference, "JPEG", quality=80)
+    expected_error = float(np.abs(np.asarray(Image.open(reference).convert("RGB"), dtype=np.float32) - original).mean())
+    assert float(np.abs(served - original).mean()) < 1.5 * expected_error + 1.0
     later = int(headers["X-Frame-Seq"]) + 10
     wait_for(lambda: later in running.source.frames, 5, "ten more frames")
     other = running.source.frame(later).pixels.astype(np.float32)

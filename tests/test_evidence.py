@@ -283,7 +283,7 @@ def test_labels_are_set_cleared_and_checked(tmp_path: Path) -> None:
 
 def test_the_export_is_a_training_set_and_test_set_the_converter_reads(tmp_path: Path) -> None:
     """training_set/<class>/ and test_set/<class>/, stratified, deterministic; the converter's loader accepts both splits."""
-    from converter.dataset import load_split
+    from converter.dataset import check_layout, load_split
 
     dataset = captured(tmp_path, 10)
     label_all(dataset)
@@ -291,16 +291,17 @@ def test_the_export_is_a_training_set_and_test_set_the_converter_reads(tmp_path:
     dataset.set_labels({(unknown.capture, unknown.roi): "unknown"})
     archive = tmp_path / "export.tar.gz"
     summary = dataset.export_file(archive, test_fraction=0.25)
-    assert summary.counts == {"training_set": {"acceptable": 7, "alert": 8}, "test_set": {"acceptable": 2, "alert": 2}}
+    assert summary.counts == {"training_set": {"acceptable": 7, "alert": 8, "unknown": 1}, "test_set": {"acceptable": 2, "alert": 2}}
     assert summary.unknown == 1 and summary.confirmed == 19 and summary.pseudo == 0
     out = tmp_path / "data"
     with tarfile.open(archive) as tar:
         tar.extractall(out, filter="data")
     for split in ("training_set", "test_set"):
-        loaded = load_split(out / split)
-        assert loaded.class_names == ("acceptable", "alert") and loaded.images.shape[1:] == (64, 64, 3)
+        loaded = load_split(check_layout(out, "alert"), split)
+        assert loaded.class_names[:2] == ("acceptable", "alert") and loaded.images.shape[1:] == (64, 64, 3)
+        assert int(loaded.unknown.sum()) == (1 if split == "training_set" else 0)  # the scene labelled unknown
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["items"]) == 20 and (out / "unknown_scenes").is_dir()
+    assert len(manifest["items"]) == 20 and len(list((out / "training_set" / "unknown").iterdir())) == 1
     again = tmp_path / "again.tar.gz"
     dataset.export_file(again, test_fraction=0.25)
     with tarfile.open(archive) as a, tarfile.open(again) as b:
@@ -343,7 +344,7 @@ def test_the_keeper_asks_the_recorder_and_feeds_both(tmp_path: Path) -> None:
 
 def test_capture_from_the_command_line_then_export(tmp_path: Path) -> None:
     """`edge-daemon capture` runs the daemon in capture mode; `--export` writes an archive the converter reads."""
-    from converter.dataset import load_split
+    from converter.dataset import check_layout, load_split
 
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
@@ -366,4 +367,4 @@ def test_capture_from_the_command_line_then_export(tmp_path: Path) -> None:
     assert f"wrote {out}" in export.stdout and "0 labelled by hand" in export.stdout
     with tarfile.open(out) as tar:
         tar.extractall(tmp_path / "data", filter="data")
-    assert load_split(tmp_path / "data" / "test_set").class_names == ("acceptable", "alert")
+    assert load_split(check_layout(tmp_path / "data", "alert"), "test_set").class_names[:2] == ("acceptable", "alert")

@@ -55,7 +55,7 @@ def test_auto_times_both_forms_and_keeps_one_that_works(model: Path) -> None:
     assert set(choice.ms_per_invoke) == {"int8", "dynamic"} and all(v > 0 for v in choice.ms_per_invoke.values())
     assert choice.form in ("int8", "dynamic") and "measured at start-up" in choice.reason
     probabilities = choice.classifier.classify(np.zeros((2, 64, 64, 3), np.uint8))
-    assert len(probabilities) == 2
+    assert len(probabilities.alert) == 2
 
 
 def test_a_variant_built_for_another_model_is_ignored_with_a_warning(model: Path, caplog: pytest.LogCaptureFixture) -> None:

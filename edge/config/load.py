@@ -152,5 +152,20 @@ def _reject_non_finite(data: Any, name: str, path: str = "") -> None:
 
 
 def effective_config(config: EdgeConfig) -> dict[str, Any]:
-    """The validated config as plain data, for ``check-config``; holds paths, never secret values."""
-    return config.model_dump(mode="json")
+    """The validated config as plain data, for ``check-config``; holds paths, never secret values.
+
+    Level bands left to the model card are shown as the card of ``model.path`` gives them (a model
+    from the store, edge-daemon model, brings its own card at run time)."""
+    data = config.model_dump(mode="json")
+    if config.levels.warning is None:
+        from edge.errors import ModelError
+        from edge.modelcard import card_path_for, load_card
+
+        try:
+            bands = load_card(card_path_for(Path(config.model.path))).levels
+        except (ModelError, OSError):
+            bands = {}
+        if "warning" in bands and "alert" in bands:
+            for name in ("warning", "alert"):
+                data["levels"][name] = {"enter": float(bands[name][0]), "exit": float(bands[name][1]), "from": "model card"}
+    return data

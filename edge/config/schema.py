@@ -156,14 +156,38 @@ class Levels(Section):
     window_s: Annotated[float, Field(gt=0.0, le=60.0)] = 0.6
     dwell_s: Annotated[float, Field(ge=0.0, le=600.0)] = 0.4
     min_frames: Annotated[int, Field(ge=2, le=1000, description="frames a new level must hold, on top of dwell_s")] = 3
-    warning: Band = Band(enter=0.35, exit=0.25)
-    alert: Band = Band(enter=0.6, exit=0.4)
+    # None (the default): the bands the model card derives from its threshold (chosen on validation data);
+    # a model switched in at run time brings its own. Set both to fix them for every model.
+    warning: Band | None = Field(default=None, description="none = from the model card's threshold")
+    alert: Band | None = Field(default=None, description="none = from the model card's threshold")
 
     @model_validator(mode="after")
     def _ordered(self) -> Levels:
-        if not (self.warning.enter < self.alert.enter and self.warning.exit < self.alert.exit):
+        if (self.warning is None) != (self.alert is None):
+            raise ValueError("set both warning and alert bands, or neither (then both come from the model card)")
+        if self.warning is not None and self.alert is not None and not (
+                self.warning.enter < self.alert.enter and self.warning.exit < self.alert.exit):
             raise ValueError("warning thresholds must be below alert thresholds (warning.enter < alert.enter, warning.exit < alert.exit)")
         return self
+
+
+class Scene(Section):
+    """Does each ROI show a belt with product? A hand, a covered lens, a wall, glare or noise read ``unknown``."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
+        default=1.0, description="a ROI reads unknown once half the frames of this window were judged not a belt scene")
+
+
+class Belt(Section):
+    """Belt motion from the picture: its speed in telemetry and a stopped belt as its own condition."""
+
+    enabled: bool = True
+    stopped_below: Annotated[float, Field(gt=0.0, le=10.0)] = Field(
+        default=0.03, description="frame widths per second under which the belt counts as stopped")
+    stopped_after_s: Annotated[float, Field(ge=0.2, le=600.0)] = 1.5
+    status_when_stopped: Literal["alert", "warning", "ok"] = Field(
+        default="alert", description="what a stopped belt makes the one-tag status (it starves packaging as a gap does)")
 
 
 class Tls(Section):
@@ -358,6 +382,8 @@ class EdgeConfig(Section):
         default_factory=lambda: [Roi(name="belt", box=[0.0, 0.0, 1.0, 1.0])]
     )
     levels: Levels = Levels()
+    scene: Scene = Scene()
+    belt: Belt = Belt()
     mqtt: Mqtt = Mqtt()
     telemetry: Telemetry = Telemetry()
     outbox: Outbox = Outbox()

@@ -65,14 +65,23 @@ JSON_HINT = {"rois": '{"rois": [{"name": ..., "box": [x, y, width, height]}]}',
 
 
 def belt_speed(latest: Latest | None, figures: dict[str, Any]) -> float | None:
-    """The belt's speed when the pipeline or telemetry reports one (belt motion is measured by a later stage)."""
-    value = getattr(latest.result, "belt_speed", None) if latest is not None else None
+    """The belt's speed in frame pixels per second when the pipeline measures it (belt.enabled), else None."""
+    motion = getattr(latest.result, "motion", None) if latest is not None else None
+    value = getattr(motion, "speed_px_s", None)
     if value is None:
         value = figures.get("belt_speed")
     try:
         return round(float(value), 2) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def levels_json(levels: Any, latest: Latest | None) -> dict[str, dict[str, float]]:
+    """The level bands the pipeline judges with (the config's, or the model card's), else the config's."""
+    bands = dict(getattr(latest.result, "bands", {}) or {}) if latest is not None else {}
+    if not bands and levels.warning is not None and levels.alert is not None:
+        bands = {"warning": (levels.warning.enter, levels.warning.exit), "alert": (levels.alert.enter, levels.alert.exit)}
+    return {name: {"enter": float(enter), "exit": float(exit_)} for name, (enter, exit_) in bands.items()}
 
 
 def status(server: ConsoleServer) -> dict[str, Any]:
@@ -100,8 +109,8 @@ def status(server: ConsoleServer) -> dict[str, Any]:
         "health": str(state.health) if state is not None else "ok",
         "health_reason": latest.result.health_reason if latest is not None else "",
         "fps": live.fps(), "frame": frame, "rois": rois,
-        "levels": {"warning": {"enter": lv.warning.enter, "exit": lv.warning.exit},
-                   "alert": {"enter": lv.alert.enter, "exit": lv.alert.exit}},
+        "levels": levels_json(lv, latest),
+        "belt": str(state.belt) if state is not None else "unknown",
         "belt_speed": belt_speed(latest, live.figures),
         "link": link_json(parts.link() if parts.link is not None else None),
         "capture": {"enabled": capture.enabled, "every_s": capture.every_s, "taken": capture.taken} if capture else None,

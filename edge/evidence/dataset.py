@@ -9,7 +9,7 @@ The export is a ``.tar.gz`` laid out as the converter expects::
 
     training_set/acceptable/*.jpg   training_set/alert/*.jpg
     test_set/acceptable/*.jpg       test_set/alert/*.jpg
-    unknown_scenes/*.jpg            (labelled unknown: outside the two splits, which the converter ignores)
+    training_set/unknown/*.jpg, test_set/unknown/*.jpg   (labelled unknown: the converter's scene head learns them)
     manifest.json                   every exported item: split, label, whether confirmed, the model's probability
 
 The split is stratified and deterministic: within each class the items are ordered by a hash of
@@ -172,10 +172,15 @@ class Dataset:
                     counts[split][cls] = counts[split].get(cls, 0) + 1
                     manifest.append({"file": name, "split": split, "label": cls, "confirmed": confirmed,
                                      "probability": item.probability, "model_label": item.model_label, "time": item.time})
-            for item, _ in chosen[UNKNOWN]:
-                name = f"unknown_scenes/{item.capture}_{item.roi}.jpg"
+            # Unknown scenes go into each split's unknown/ folder: the converter trains and judges its scene head on them.
+            ordered = sorted(chosen[UNKNOWN], key=lambda pair: _split_key(pair[0].id))
+            n_test = min(len(ordered) - 1, round(len(ordered) * test_fraction)) if len(ordered) > 1 else 0
+            for position, (item, _) in enumerate(ordered):
+                split = "test_set" if position < n_test else "training_set"
+                name = f"{split}/{UNKNOWN}/{item.capture}_{item.roi}.jpg"
                 self._add(tar, item, name)
-                manifest.append({"file": name, "split": None, "label": UNKNOWN, "confirmed": True,
+                counts[split][UNKNOWN] = counts[split].get(UNKNOWN, 0) + 1
+                manifest.append({"file": name, "split": split, "label": UNKNOWN, "confirmed": True,
                                  "probability": item.probability, "model_label": item.model_label, "time": item.time})
             data = json.dumps({"items": manifest, "counts": counts}, indent=1).encode()
             info = tarfile.TarInfo("manifest.json")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.config import Evidence
-from edge.events import AlarmChanged, Change, HealthChanged, LevelChanged, ModelChanged
+from edge.events import AlarmChanged, BeltChanged, Change, HealthChanged, LevelChanged, ModelChanged
 from edge.evidence.images import encode_jpeg, shrink
 from edge.evidence.store import Records, new_record_id
 from edge.messages import iso_utc
@@ -87,6 +87,9 @@ def change_summary(change: Change) -> dict[str, object]:
     if isinstance(change, AlarmChanged):
         return {"type": "alarm", "roi": change.roi, "alarm": str(change.alarm.state), "previous": str(change.previous),
                 "level": str(change.level), "acked_by": change.alarm.acked_by, **common}
+    if isinstance(change, BeltChanged):
+        return {"type": "belt", "belt": str(change.belt), "previous": str(change.previous), "speed_px_s": change.speed_px_s,
+                "frame_seq": change.frame_seq, **common}
     if isinstance(change, ModelChanged):
         return {"type": "model", "action": change.action, "model": change.model, "previous_model": change.previous_model,
                 "by": change.by, **common}

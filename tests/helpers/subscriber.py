@@ -49,6 +49,8 @@ def validate(message: Message) -> None:
         TELEMETRY_VALIDATOR.validate(message.json())
     elif kind in ("status", "health", "state"):
         assert message.payload in PLAIN[kind]["enum"], f"{message.topic}: {message.payload!r}"
+    elif kind == "motion":
+        assert message.payload in PLAIN["belt"]["enum"], f"{message.topic}: {message.payload!r}"
     elif kind == "reply":
         REPLY_VALIDATOR.validate(message.json())
     else:

@@ -8,6 +8,9 @@ function describe(event) {
   if (event.type === "alarm") {
     return `${event.roi}: alarm ${event.previous} → ${event.alarm}${event.acked_by ? ` (acknowledged by ${event.acked_by})` : ""}`;
   }
+  if (event.type === "belt") {
+    return `belt: ${event.previous} → ${event.belt}`;
+  }
   if (event.type === "model") {
     const sha = (value) => (value ? value.slice(0, 12) : "the config's model");
     return `model ${event.action.replace("_", " ")}: ${sha(event.model)}${event.by ? ` (by ${event.by})` : ""}`;
@@ -19,8 +22,9 @@ function card(event) {
   const state = event.type === "level" ? event.level
     : event.type === "alarm" ? (event.alarm.startsWith("active") ? "alert" : "ok")
     : event.type === "model" ? (event.action === "refused" || event.action === "shadow_failed" ? "warning" : "ok")
+    : event.type === "belt" ? (event.belt === "stopped" ? "alert" : "ok")
     : (event.health === "ok" ? "ok" : "unknown");
-  const label = event.type === "level" ? event.level : event.type === "alarm" ? "alarm" : event.type === "model" ? "model" : event.health;
+  const label = event.type === "level" ? event.level : event.type === "alarm" ? "alarm" : event.type === "model" ? "model" : event.type === "belt" ? event.belt : event.health;
   const head = CW.el("div", { class: "head" },
     CW.el("span", { class: "time" }, CW.time(event.wall)),
     CW.el("span", { class: `badge ${state}` }, label),

@@ -53,14 +53,15 @@ function drawChart(name) {
   const end = data.t.length ? data.t[data.t.length - 1] : Date.now() / 1000;
   const x = (t) => w - ((end - t) / WINDOW_S) * w;
   const y = (p) => h - 4 - p * (h - 8);
-  if (status) {
+  const bands = status && status.levels && status.levels.alert && status.levels.warning ? status.levels : null;
+  if (bands) {
     for (const [band, colour] of [["warning", CW.colours.warning], ["alert", CW.colours.alert]]) {
       ctx.strokeStyle = colour;
       ctx.setLineDash([5, 4]);
       ctx.lineWidth = 1;
       ctx.beginPath();
-      ctx.moveTo(0, y(status.levels[band].enter));
-      ctx.lineTo(w, y(status.levels[band].enter));
+      ctx.moveTo(0, y(bands[band].enter));
+      ctx.lineTo(w, y(bands[band].enter));
       ctx.stroke();
     }
     ctx.setLineDash([]);
@@ -71,8 +72,8 @@ function drawChart(name) {
   data.t.forEach((t, i) => { if (i === 0) ctx.moveTo(x(t), y(data.p[i])); else ctx.lineTo(x(t), y(data.p[i])); });
   ctx.stroke();
   // The smoothed probability the levels judge, each stretch in the colour of the band it is in.
-  const band = (p) => (status && p >= status.levels.alert.enter ? CW.colours.alert
-    : status && p >= status.levels.warning.enter ? CW.colours.warning : CW.colours.ok);
+  const band = (p) => (bands && p >= bands.alert.enter ? CW.colours.alert
+    : bands && p >= bands.warning.enter ? CW.colours.warning : CW.colours.ok);
   ctx.lineWidth = 2.5;
   for (let i = 1; i < data.t.length; i++) {
     ctx.strokeStyle = band(Math.max(data.s[i - 1], data.s[i]));
@@ -110,7 +111,8 @@ function showStatus() {
   const link = status.link;
   document.getElementById("link").textContent = !link ? "–"
     : link.connected ? `connected, ${link.pending} event(s) waiting` : `NOT connected: ${link.last_error || "…"}`;
-  document.getElementById("belt-speed").textContent = status.belt_speed === null ? "not measured" : `${status.belt_speed} px/s`;
+  document.getElementById("belt-speed").textContent = status.belt === "stopped" ? "STOPPED"
+    : status.belt_speed === null ? (status.belt === "unknown" ? "not measured" : status.belt) : `${status.belt_speed} px/s`;
   if (status.capture) {
     const box = document.getElementById("capture");
     if (document.activeElement !== box) box.checked = status.capture.enabled;
