@@ -332,7 +332,7 @@ def table(r: dict[str, Any]) -> str:
                   f"latency p50 {d['latency_s']['p50']} s p99 {d['latency_s']['p99']} s; stops reported {d['stops_reported']}/{d['stops']} "
                   f"(slowest {d['stop_delay_max_s']} s), false stops {d['false_stops']}; unknown scenes read unknown "
                   f"{d['unknown_scene_read_unknown']:.1%}, normal frames read unknown {d['normal_frames_read_unknown']:.2%}; "
-                  f"scene judges cost {d['scene_cost_vs_inference']:.0%} of the invoke"]
+                  f"scene judges cost {d['scene_cost_vs_inference']:.0%} of the invoke, belt motion {d['motion_cost_vs_inference']:.0%}"]
     a = r["accuracy"]
     lines += ["", f"model size: float32 {a['size_bytes']['float32'] / 1e6:.2f} MB, int8 {a['size_bytes']['int8'] / 1e6:.2f} MB "
               f"({a['size_bytes']['int8'] / a['size_bytes']['float32'] * 100:.0f}%), dynamic-range variant "

@@ -73,6 +73,11 @@ class DaemonParts:
     figures: list[Callable[[], dict[str, Any]]] = field(default_factory=list)  # features' own telemetry members
 
 
+def _scene_reason(verdict: str) -> str:
+    """A level event's reason for a ROI whose scene is not a belt: always starts 'not a belt scene'."""
+    return verdict if verdict.startswith("not a belt scene") else f"not a belt scene: {verdict}"
+
+
 class Daemon:
     """Reads frames until stopped or the stream ends; never lets one bad frame or camera fault end it."""
 
@@ -170,7 +175,7 @@ class Daemon:
                 continue
             if level == Level.UNKNOWN:
                 reason = (f"{new.health}: {health_reason}" if new.health != Health.OK
-                          else f"not a belt scene: {not_a_belt[roi]}" if roi in not_a_belt else "the scene cannot be judged")
+                          else _scene_reason(not_a_belt[roi]) if roi in not_a_belt else "the scene cannot be judged")
             else:
                 reason = FLOW if previous != Level.UNKNOWN else "the picture can be judged again"
             probability = smoothed.get(roi, 0.0)
@@ -284,6 +289,8 @@ class Daemon:
             pipeline.levels[name] = old_pipeline.levels[name]
         for name in kept:
             pipeline.scenes[name] = old_pipeline.scenes[name]
+            if name in old_pipeline.level_before_scene:
+                pipeline.level_before_scene[name] = old_pipeline.level_before_scene[name]
         pipeline.health = old_pipeline.health  # the camera is the same camera
         pipeline.motion = old_pipeline.motion  # and the same belt
         self.config = self.parts.config = config

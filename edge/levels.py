@@ -92,6 +92,14 @@ class AlertLevels:
             return current
         return max(k for k in range(current) if k == 0 or p >= exit_[k])
 
+    def restart(self, level: Level) -> None:
+        """Forget every frame fed so far and stand at ``level`` (a scene that was not the belt has gone: what
+        was fed while it came and went says nothing about the flow; the level it interrupted carries on)."""
+        self._window.clear()
+        self._sum, self.smoothed = 0.0, 0.0
+        self._pending, self._pending_frames = None, 0
+        self._index = LEVELS.index(level)
+
     def update(self, probability: float, now: float) -> LevelChange | None:
         """Feed one frame's alert probability taken at monotonic time ``now``; return a change or None."""
         p = self._smooth(probability, now)

@@ -87,6 +87,7 @@ class Pipeline:
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
         self._stats: dict[str, SceneStatistics] = {}
         self._verdicts: list[SceneVerdict] = [BELT] * len(self.rois)
+        self.level_before_scene: dict[str, Level] = {}  # the level of each ROI when its scene stopped being a belt
         self._next_stats = float("-inf")
         self.use_classifier(classifier)
         h = config.health
@@ -154,12 +155,13 @@ class Pipeline:
         scores = self.classifier.classify(self._batch)
         t2 = time.perf_counter()
         not_a_belt = self._judge_scenes(scores, now)
+        t2b = time.perf_counter()
         motion = self._belt_motion(frame)
         t3 = time.perf_counter()
         changes: list[LevelChange] = []
         if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt
             for (name, _), probability, verdict in zip(self.rois, scores.alert, self._verdicts, strict=True):
-                if verdict.unknown:  # this frame's crop is not a belt scene: it says nothing about the flow
+                if verdict.unknown or name in not_a_belt:  # not a belt scene: it says nothing about the flow
                     continue
                 change = self.levels[name].update(float(probability), now)
                 if change is not None:
@@ -175,7 +177,7 @@ class Pipeline:
             motion=motion,
             bands=self.bands,
             changes=changes,
-            timings={"preprocess": t1 - t0, "inference": t2 - t1, "scene_motion": t3 - t2, "levels": t4 - t3},
+            timings={"preprocess": t1 - t0, "inference": t2 - t1, "scene": t2b - t2, "motion": t3 - t2b, "levels": t4 - t3},
         )
 
     def _judge_scenes(self, scores: Scores, now: float) -> dict[str, str]:
@@ -190,12 +192,22 @@ class Pipeline:
         unknown = scores.unknown
         self._verdicts = [judge_scene(self._crops[i], None if unknown is None else float(unknown[i]), rules, self._stats[name])
                           for i, (name, _) in enumerate(self.rois)]
-        return {name: self.scenes[name].reason for (name, _), verdict in zip(self.rois, self._verdicts, strict=True)
-                if self.scenes[name].update(verdict, now)}
+        not_a_belt = {}
+        for (name, _), verdict in zip(self.rois, self._verdicts, strict=True):
+            watch, was_unknown = self.scenes[name], self.scenes[name].unknown
+            if watch.update(verdict, now):
+                not_a_belt[name] = watch.reason
+                if not was_unknown:  # remember the level the scene interrupted
+                    self.level_before_scene[name] = self.levels[name].level
+            elif was_unknown:  # the belt is back: carry on from that level, without the frames fed meanwhile
+                self.levels[name].restart(self.level_before_scene.pop(name, Level.OK))
+        return not_a_belt
 
     def _belt_motion(self, frame: Frame) -> MotionReading | None:
         if self.motion is None:
             return None
+        if any(verdict.unknown for verdict in self._verdicts):  # a hand or a cover in the view is not the belt stopping
+            return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
             self.motion.frame_width = frame.pixels.shape[1]
             self._motion_reading = self.motion.update(small_grey(frame.pixels), frame.monotonic)

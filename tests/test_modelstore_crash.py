@@ -72,7 +72,7 @@ def start_verified(config_path: Path) -> tuple[str, str | None]:
     running, refusals = startup_model(store, registry, trust, config, load_runtime(config.model.runtime))
     assert refusals == [], refusals
     probabilities = running.classifier.classify(np.zeros((1, 64, 64, 3), np.uint8))
-    assert probabilities.shape == (1,) and 0.0 <= float(probabilities[0]) <= 1.0
+    assert probabilities.alert.shape == (1,) and 0.0 <= float(probabilities.alert[0]) <= 1.0
     for leftover in store.folder.glob(".incoming-*"):  # only ever under a temporary name, never as a model folder
         assert not (store.folder / leftover.name.removeprefix(".incoming-")).exists()
     return running.model_id, registry.active

@@ -176,7 +176,7 @@ class Scene(Section):
 
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
-        default=1.0, description="a ROI reads unknown once half the frames of this window were judged not a belt scene")
+        default=0.6, description="a ROI reads unknown once half the frames of this window were judged not a belt scene")
 
 
 class Belt(Section):

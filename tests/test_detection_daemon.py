@@ -1,0 +1,140 @@
+"""The detection side through the real daemon: scenes that are not a belt, a stopped belt, level bands from the card,
+and the reviewer's check - a held-out stream from the second renderer with ten gaps through the bundled model.
+
+Frames come from the second renderer (converter/holdout), which no training ever saw, stamped with stream time,
+so the daemon's windows and dwell run as at 15 frames/s while the test runs as fast as frames render.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.streams import run_daemon
+from converter.holdout import HoldoutStream, Script
+from edge.config import BUNDLED_MODEL, parse_config
+from edge.events import BeltChanged, LevelChanged
+from edge.fakes import FakeCard, FakeClassifier
+from edge.inference import Classifier, load_runtime
+from edge.state import Belt, Level
+
+FPS = 15.0
+
+
+def config(**override: object) -> object:
+    return parse_config({"source": {"type": "synthetic", "fps": FPS}, **override}, check_files=False)
+
+
+def levels_of(changes: list[object], roi: str = "belt") -> list[tuple[str, str]]:
+    return [(str(c.previous), str(c.level)) for c in changes if isinstance(c, LevelChanged) and c.roi == roi]
+
+
+def test_a_scene_that_is_not_a_belt_reads_unknown_with_an_event_and_never_alerts() -> None:
+    """A hand (the scene head says unknown on two frames in three, the alert output says 'gap' on all) turns
+    state/belt unknown with a level event naming the scene, never alert; the belt back, the level is ok again."""
+    hand = range(150, 240)  # frames 10 s to 16 s
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.97 if n in hand else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [0.9 if n in hand and n % 3 else 0.1] * len(crops)
+
+    stream = HoldoutStream(5, Script(), fps=FPS)
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), FakeClassifier(alert, unknown=unknown), stream, 330)
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    into = next(c for c in publisher.level_changes if c.level == Level.UNKNOWN)
+    assert into.reason.startswith("not a belt scene: model unknown probability")
+    assert 150 < into.frame_seq <= 150 + 9  # within 0.6 s of the hand appearing (the scene window)
+    during = [level for t, level, _ in log.seen if 10.6 <= t < 16.0]
+    assert during and set(during) == {"unknown"}
+    assert "alert" not in {level for _, level, _ in log.seen}
+
+
+def test_without_a_scene_head_the_statistics_still_catch_a_covered_lens() -> None:
+    """A user's own single-output model: a black (covered) picture reads unknown by the image statistics alone."""
+    from edge.scene import SceneRules
+
+    card = FakeCard(scene=SceneRules())  # the default limits: mean level < 10 is a covered lens
+    classifier = FakeClassifier(lambda crops, n: [0.99 if float(crops.mean()) < 10 else 0.05] * len(crops), card=card)
+
+    class Covered(HoldoutStream):
+        def frame(self, i: int) -> np.ndarray:
+            pixels = super().frame(i)
+            return np.zeros_like(pixels) + 3 if 90 <= i < 180 else pixels
+
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), classifier, Covered(6, Script(), fps=FPS), 240)
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    assert "covered or unlit" in publisher.level_changes[0].reason
+    assert "alert" not in {level for _, level, _ in log.seen}
+
+
+def test_a_stopped_belt_is_reported_within_three_seconds_and_counts_in_the_status() -> None:
+    """The belt stops for 8 s: a belt event 'stopped' within 3 s (status alert meanwhile, the ROI itself stays ok),
+    then 'moving' once it runs again; no stop is reported while it runs."""
+    stream = HoldoutStream(7, Script(stops=((6.0, 8.0),)), fps=FPS)
+    publisher, log, _ = run_daemon(config(), FakeClassifier.constant(0.05), stream, int(20 * FPS))
+    belt = [c for c in publisher.changes if isinstance(c, BeltChanged)]
+    assert [(str(c.previous), str(c.belt)) for c in belt] == [("moving", "stopped"), ("stopped", "moving")]
+    stopped_at = (belt[0].frame_seq - 1) / FPS
+    assert 6.0 < stopped_at <= 9.0, stopped_at
+    assert 14.0 < (belt[1].frame_seq - 1) / FPS <= 16.0
+    assert "below 0.03 frame widths/s" in belt[0].reason
+    states = [state for state in publisher.states if state.belt == Belt.STOPPED]
+    assert states and all(state.summary == Level.ALERT and state.level("belt") == Level.OK for state in states)
+    assert {b for t, _, b in log.seen if 2.0 <= t < 6.0} == {"moving"}
+
+
+def test_the_status_when_stopped_is_configurable() -> None:
+    stream = HoldoutStream(7, Script(stops=((4.0, 8.0),)), fps=FPS)
+    publisher, _, _ = run_daemon(config(belt={"status_when_stopped": "warning"}), FakeClassifier.constant(0.05), stream,
+                                 int(10 * FPS))
+    stopped = [state for state in publisher.states if state.belt == Belt.STOPPED]
+    assert stopped and {state.summary for state in stopped} == {Level.WARNING}
+
+
+def test_level_bands_come_from_the_model_card_unless_the_config_sets_them() -> None:
+    """A card whose threshold is 0.3 (no bands written): a steady 0.35 is an alert; with bands in the config it is ok."""
+    card = FakeCard(threshold=0.3, levels={})
+    stream = HoldoutStream(8, Script(), fps=FPS)
+    publisher, _, _ = run_daemon(config(belt={"enabled": False}), FakeClassifier(lambda c, n: [0.35] * len(c), card=card),
+                                 stream, 60)
+    assert publisher.states[-1].level("belt") == Level.ALERT
+    fixed = config(belt={"enabled": False}, levels={"warning": {"enter": 0.5, "exit": 0.4}, "alert": {"enter": 0.8, "exit": 0.6}})
+    publisher, _, _ = run_daemon(fixed, FakeClassifier(lambda c, n: [0.35] * len(c), card=card), stream_again(8), 60)
+    assert publisher.states[-1].level("belt") == Level.OK
+
+
+def stream_again(seed: int) -> HoldoutStream:
+    return HoldoutStream(seed, Script(), fps=FPS)
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Classifier:
+    return Classifier.from_files(BUNDLED_MODEL, load_runtime("auto"))
+
+
+TEN_GAPS = Script(gaps=tuple((10.0 + 14.0 * k, 2.2 + 0.25 * k) for k in range(10)), missing_rows=(17.0, 45.0, 101.0),
+                  stops=())
+
+
+def test_a_held_out_stream_with_ten_gaps_raises_exactly_ten_alerts_and_ten_recoveries(bundled: Classifier) -> None:
+    """The reviewer's check on our own second renderer: the bundled model at its card's threshold, through the daemon
+    with the default config, over a stream with ten gaps of 2.2 to 4.5 pitches (and single missing rows, which are
+    acceptable): ten alerts, ten recoveries, nothing else."""
+    stream = HoldoutStream(20261127, TEN_GAPS, fps=FPS)
+    publisher, _, _ = run_daemon(config(), bundled, stream, int(155 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok")] * 10
+    for k, change in enumerate(c for c in publisher.level_changes if c.level == Level.ALERT):
+        first, last = stream.gap_visible_span(k)
+        assert first - 0.5 <= (change.frame_seq - 1) / FPS <= last + 1.0, (k, change.frame_seq)
+
+
+@pytest.mark.parametrize("kind", ["hand", "covered_lens", "grey_wall", "noise", "glare"])
+def test_unknown_scenes_never_alert_and_read_unknown(bundled: Classifier, kind: str) -> None:
+    """Each kind of scene that is not a belt, for 6 s on a running belt: never an alert, state/belt unknown."""
+    stream = HoldoutStream(31, Script(episodes=((kind, 5.0, 6.0),)), fps=FPS)
+    _, log, _ = run_daemon(config(), bundled, stream, int(14 * FPS))
+    assert "alert" not in {level for _, level, _ in log.seen}
+    during = [level for t, level, _ in log.seen if 6.0 <= t < 11.0]
+    assert during.count("unknown") >= 0.95 * len(during), (kind, during.count("unknown"), len(during))
