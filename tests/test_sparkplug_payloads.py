@@ -54,7 +54,7 @@ def test_aliases_are_unique_across_the_node_and_all_its_devices() -> None:
     """The specification requires unique aliases over the whole edge node; they do not depend on the session."""
     catalogue = Catalogue([f"roi-{i}" for i in range(16)])
     aliases = [m.alias for m in catalogue.node.values()] + [m.alias for d in catalogue.devices.values() for m in d.values()]
-    assert len(aliases) == len(set(aliases)) == 11 + 16 * 11
+    assert len(aliases) == len(set(aliases)) == 13 + 16 * 11
     assert Catalogue(["roi-0"]).devices["roi-0"] == catalogue.devices["roi-0"]
 
 

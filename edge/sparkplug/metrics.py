@@ -47,7 +47,9 @@ class Node:
     VERSION = MetricSpec("Properties/Software Version", 9, DataType.STRING)
     SITE = MetricSpec("Properties/Site", 10, DataType.STRING)
     LINE = MetricSpec("Properties/Line", 11, DataType.STRING)
-    ALL = (BD_SEQ, REBIRTH, STATUS, HEALTH, MODEL, RUNTIME, FPS, CLOCK_SYNCED, VERSION, SITE, LINE)
+    BELT = MetricSpec("Belt/State", 12, DataType.STRING)  # moving / stopped / unknown (edge.motion)
+    BELT_SPEED = MetricSpec("Belt/Speed", 13, DataType.FLOAT)  # frame pixels per second; null without a reliable reading
+    ALL = (BD_SEQ, REBIRTH, STATUS, HEALTH, MODEL, RUNTIME, FPS, CLOCK_SYNCED, VERSION, SITE, LINE, BELT, BELT_SPEED)
 
 
 # Device (ROI) metrics: (name, offset from the ROI's alias base, datatype)
@@ -120,6 +122,8 @@ class NodeView:
     line: str
     fps: float | None = None
     clock_synced: bool | None = None
+    belt: str = "unknown"
+    belt_speed: float | None = None
     devices: dict[str, DeviceView] = field(default_factory=dict)
 
     def device(self, roi: str) -> DeviceView:
@@ -139,7 +143,8 @@ def node_readings(catalogue: Catalogue, view: NodeView, bd_seq: int, now_ms: int
     values: list[tuple[MetricSpec, Value]] = [
         (Node.BD_SEQ, bd_seq), (Node.REBIRTH, False), (Node.STATUS, view.status), (Node.HEALTH, view.health),
         (Node.MODEL, view.model_sha256), (Node.RUNTIME, view.runtime), (Node.FPS, view.fps),
-        (Node.CLOCK_SYNCED, view.clock_synced), (Node.VERSION, view.version), (Node.SITE, view.site), (Node.LINE, view.line)]
+        (Node.CLOCK_SYNCED, view.clock_synced), (Node.VERSION, view.version), (Node.SITE, view.site), (Node.LINE, view.line),
+        (Node.BELT, view.belt), (Node.BELT_SPEED, view.belt_speed)]
     return [Reading(spec, value, now_ms) for spec, value in values]
 
 

@@ -57,6 +57,7 @@ class SparkplugOptions:
     probability_deadband: float = 0.05  # report a smoothed probability when it moved this much ...
     min_interval_s: float = 1.0  # ... and at most this often per ROI
     fps_deadband: float = 1.0
+    speed_deadband: float = 2.0  # belt speed, frame pixels per second
 
 
 def _ms(wall: float) -> int:
@@ -99,12 +100,14 @@ class SparkplugPublisher:
             self._rois_changed(rois)
         with self._lock:
             old = self._view
-            view = replace(old, status=str(state.summary), health=str(state.health))
+            view = replace(old, status=str(state.summary), health=str(state.health), belt=str(state.belt))
             for roi, level in state.levels:
                 view = view.with_device(roi, level=str(level), alarm=state.alarm(roi))
             self._view = view
-        if view.status != old.status:
-            self._store(None, [(Node.STATUS.name, view.status)], self._wall())
+        changed: list[tuple[str, Value]] = [(spec.name, value) for spec, value, before in (
+            (Node.STATUS, view.status, old.status), (Node.BELT, view.belt, old.belt)) if value != before]
+        if changed:
+            self._store(None, changed, self._wall())
 
     def changed(self, change: Change) -> None:
         if isinstance(change, LevelChanged):
@@ -168,6 +171,12 @@ class SparkplugPublisher:
                 if self._last_fps is None or abs(fps - self._last_fps) >= self.options.fps_deadband:
                     values.append((Node.FPS.name, fps))
                     self._last_fps = fps
+            belt = snapshot.figures.get("belt")
+            speed = belt.get("speed_px_s") if isinstance(belt, dict) else None
+            if isinstance(speed, (int, float)) and (self._view.belt_speed is None
+                                                    or abs(speed - self._view.belt_speed) >= self.options.speed_deadband):
+                self._view = replace(self._view, belt_speed=float(speed))
+                values.append((Node.BELT_SPEED.name, float(speed)))
             if snapshot.clock_synced != self._view.clock_synced:
                 self._view = replace(self._view, clock_synced=snapshot.clock_synced)
                 values.append((Node.CLOCK_SYNCED.name, snapshot.clock_synced))
