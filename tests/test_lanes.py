@@ -53,3 +53,24 @@ def test_a_one_lane_gap_raises_that_lanes_alert_probability(config, lane: int) -
     others = [k for k in range(4) if k != 1 + lane]
     assert np.mean(hits[:, others] >= threshold) <= 0.1, hits
 
+
+
+def test_through_the_daemon_a_one_lane_drop_raises_only_that_lanes_alert(config) -> None:  # type: ignore[no-untyped-def]
+    """lanes.yaml as shipped (its synthetic camera starves the whole flow at 4 s, then lane 2 alone at 14 s), run by
+    the daemon in stream time with the bundled model: every ROI alerts once for the whole-flow drop; for lane 2's
+    own drop only lane-2 alerts, and recovers."""
+    from edge.daemon import Daemon, DaemonParts
+    from edge.publishing.recording import RecordingPublisher
+    from edge.sources import open_source
+
+    source = config.source.model_copy(update={"realtime": False, "duration_s": 24.0})
+    run = config.model_copy(update={"source": source})
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()), batch=len(run.rois))
+    publisher = RecordingPublisher()
+    assert Daemon(DaemonParts(run, classifier, open_source(run.source), publisher)).run() == 0
+    alerts = {roi.name: [c for c in publisher.level_changes if c.roi == roi.name and c.level == "alert"] for roi in run.rois}
+    t0 = publisher.level_changes[0].frame_wall - publisher.level_changes[0].frame_seq / run.source.fps
+    assert all(len(alerts[name]) >= 1 and 4.0 <= alerts[name][0].frame_wall - t0 < 10.0 for name in ("belt", "lane-1", "lane-3"))
+    late = {name: [c for c in changes if c.frame_wall - t0 >= 13.0] for name, changes in alerts.items()}
+    assert len(late["lane-2"]) == 1 and not late["belt"] and not late["lane-1"] and not late["lane-3"], late
+    assert publisher.transitions("lane-2")[-1][1] == "ok"

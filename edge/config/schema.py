@@ -70,6 +70,8 @@ class ScriptedDrop(Section):
 
     start_s: Annotated[float, Field(ge=0.0, le=86400.0)]
     duration_s: Seconds
+    lanes: Annotated[list[Annotated[int, Field(ge=1, le=8)]], Field(min_length=1, max_length=8)] | None = Field(
+        default=None, description="only these lanes (1 = the first across the belt) starve; none = the whole flow")
 
 
 class SyntheticSource(Section):

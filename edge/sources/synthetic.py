@@ -25,7 +25,8 @@ class SyntheticCamera:
 
     def open(self) -> None:
         c = self.config
-        drops = tuple(Drop(d.start_s, d.duration_s) for d in c.drops)
+        drops = tuple(Drop(d.start_s, d.duration_s, None if d.lanes is None else tuple(lane - 1 for lane in d.lanes))
+                      for d in c.drops)
         self._stream = ConveyorStream(c.seed, (c.width, c.height), c.speed, drops)
         self._seq = 0
         self._t0_mono, self._t0_wall = time.monotonic(), time.time()
