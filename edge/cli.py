@@ -153,7 +153,8 @@ def cmd_export(path: Path, out: Path, include_unconfirmed: bool, test_fraction: 
         return EXIT_CONFIG
     split = "; ".join(f"{name}: " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())) for name, counts in summary.counts.items())
     print(f"wrote {out}: {split}; {summary.confirmed} labelled by hand, {summary.pseudo} by the model, "
-          f"{summary.unknown} unknown scene(s) in unknown/ for the scene head. Train: tar xzf {out} -C data && conveyor-convert train --data data --out model")
+          f"{summary.unknown} unknown scene(s) in unknown/ for the scene head. "
+          f"Train: tar xzf {out} -C data && conveyor-convert train --data data --out model")
     return EXIT_OK
 
 
