@@ -366,10 +366,11 @@ fi
 if [ "$CONSOLE_EDITS" = 1 ]; then
   chmod 1770 "$CONF"
   chown "$USER_NAME":"$USER_NAME" "$CONF/config.yaml" && chmod 0640 "$CONF/config.yaml"
-  if [ ! -f "$CONSOLE_DROPIN" ]; then
+  # systemd applies ConfigurationDirectoryMode= at every start: the unit's 0750 would take the group's write back.
+  dropin="$(printf '# install.sh --console-edits: the console may save lanes into config.yaml\n[Service]\nReadWritePaths=%s\nConfigurationDirectoryMode=1770\n' "$CONF")"
+  if [ ! -f "$CONSOLE_DROPIN" ] || [ "$(cat "$CONSOLE_DROPIN")" != "$dropin" ]; then
     install -d "$(dirname "$CONSOLE_DROPIN")"
-    printf '# install.sh --console-edits: the console may save lanes into config.yaml\n[Service]\nReadWritePaths=%s\n' "$CONF" \
-      > "$CONSOLE_DROPIN"
+    printf '%s\n' "$dropin" > "$CONSOLE_DROPIN"
     CHANGED=1
     note "console edits allowed: the service may rewrite $CONF/config.yaml (install.sh --no-console-edits takes it back)"
   fi
