@@ -191,7 +191,9 @@ phase2() {
   check "--console-edits exits 0" is "$RC" 0
   check "a drop-in gives the unit ReadWritePaths=$CONF" bash -c "systemctl show -p ReadWritePaths --value conveyor-watch.service | grep -q $CONF"
   check "the service is active" wait_active 240
-  check "the service user can now write in $CONF under the unit" as_service touch "$CONF/.probe"
+  check_shown "the service user can now write in $CONF under the unit" as_service touch "$CONF/.probe" \
+    || { as_service stat -c '    %n: %A %U:%G' "$CONF" "$CONF/config.yaml"; as_service findmnt -T "$CONF" | sed 's/^/    /'; \
+         sed 's/^/    drop-in: /' /etc/systemd/system/conveyor-watch.service.d/*.conf; }
   check "... replace config.yaml atomically (it owns it)" as_service bash -c "cp $CONF/config.yaml $CONF/.c && mv -f $CONF/.c $CONF/config.yaml"
   check "... but not move the root-owned credentials away (sticky folder)" fails as_service mv "$CONF/credentials" "$CONF/stolen"
   rm -f "$CONF/.probe"
