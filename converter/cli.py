@@ -21,7 +21,8 @@ from edge.errors import EdgeError
 log = logging.getLogger("converter")
 
 # The bundled model's recipe (make model): belt frames per split (half per class) plus 15% unknown scenes.
-DEFAULT_TRAIN, DEFAULT_VALIDATION, DEFAULT_TEST = 7000, 1000, 1000  # + 25% unknown scenes each
+DEFAULT_TRAIN, DEFAULT_VALIDATION, DEFAULT_TEST = 9000, 1000, 1000  # + 30% unknown scenes each (synth.UNKNOWN_SHARE)
+UNKNOWN_SHARE = 0.3  # the same as converter.synth.UNKNOWN_SHARE (not imported here: the CLI starts without numpy)
 DEFAULT_EPOCHS, DEFAULT_BATCH = 90, 32
 DEFAULT_SECOND_RENDERER, DEFAULT_HARD_CASES = 600, 40
 # The bundled model's gate: one point under the product's default floors (0.97 recall, 0.95 precision), which
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=DEFAULT_TRAIN, help=f"training belt frames, half per class (default {DEFAULT_TRAIN})")
     p.add_argument("--validation", type=int, default=DEFAULT_VALIDATION, help=f"validation belt frames (default {DEFAULT_VALIDATION})")
     p.add_argument("--test", type=int, default=DEFAULT_TEST, help=f"test belt frames (default {DEFAULT_TEST})")
-    p.add_argument("--unknown-share", type=float, default=0.25, help="unknown scenes per belt frame in each split (default 0.25; 0: none)")
+    p.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE,
+                   help=f"unknown scenes per belt frame in each split (default {UNKNOWN_SHARE}; 0: none)")
     p.add_argument("--min-gap-pitches", type=float, default=2.0, help="the alert spec: shortest gap that is an alert (default 2)")
     p.add_argument("--workers", type=int, default=0, help="rendering processes (default: one per core, at most 8)")
     p.add_argument("--seed", type=int, default=7, help="seed; the same seed writes the same files")
