@@ -132,12 +132,17 @@ def _check_saved_model(path: Path) -> tuple[str, ...]:
     if len(shape) != 4 or tuple(shape[1:]) not in ((INPUT_SIZE, INPUT_SIZE, 3), (None, None, 3)):
         raise SourceModelError(f"{path}: input shape {shape} is not compatible with (None, 64, 64, 3)")
     outs = list(fn.structured_outputs.values())
-    pair = len(outs) == 1 and tuple(outs[0].shape)[1:] == (2,) and next(iter(fn.structured_outputs)) == ALERT_AND_UNKNOWN
-    if len(outs) != 1 or (tuple(outs[0].shape)[1:] != (1,) and not pair):
-        raise SourceModelError(f"{path}: expected a single (None, 1) output, got {[tuple(o.shape) for o in outs]}")
     # The layers live in functions inside the signature's graph: search it and them.
     graph = fn.graph.as_graph_def()
-    ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    ops = {node.op for node in nodes}
+    # The converter's own two-column model: Keras 3's model.export names the output 'output_0', so the joining
+    # layer is recognised by its name inside the graph (or by the output's name, as other exporters keep it).
+    joined = next(iter(fn.structured_outputs)) == ALERT_AND_UNKNOWN or any(
+        part.startswith(ALERT_AND_UNKNOWN) for node in nodes for part in node.name.split("/"))
+    pair = len(outs) == 1 and tuple(outs[0].shape)[1:] == (2,) and joined
+    if len(outs) != 1 or (tuple(outs[0].shape)[1:] != (1,) and not pair):
+        raise SourceModelError(f"{path}: expected a single (None, 1) output, got {[tuple(o.shape) for o in outs]}")
     if "Sigmoid" not in ops:
         raise SourceModelError(f"{path}: no sigmoid output found; expected a single-probability sigmoid model")
     return ("alert", "unknown") if pair else ("alert",)

@@ -167,3 +167,13 @@ def test_rough_products_have_uneven_outlines() -> None:
     edge_rough = radii[np.argmin(np.abs(_sdf(style, product, lx, ly)), axis=0)]
     edge_round = radii[np.argmin(np.abs(_sdf(replace(style, shape="round"), product, lx, ly)), axis=0)]
     assert np.ptp(edge_round) < 0.2 and 0.6 < np.ptp(edge_rough) < 8.0
+
+
+def test_every_belt_texture_is_a_seamless_tile_around_one() -> None:
+    """Each belt family's texture multiplies the belt colour by about 1 and has visible structure."""
+    from edge.simulator.textures import BELT_TEXTURES, TILE, belt_tile
+
+    assert {"speckled", "ribbed"} <= set(BELT_TEXTURES)
+    for kind in BELT_TEXTURES:
+        tile = belt_tile(kind, 1, 6.0)
+        assert tile.shape == (TILE, TILE) and 0.9 < float(tile.mean()) < 1.1 and 0.01 < float(tile.std()) < 0.2, kind

@@ -179,7 +179,8 @@ def sample_style(rng: np.random.Generator) -> ProductStyle:
 
 def _layout(rng: np.random.Generator, shape: str, lanes: int, pitch: float) -> Layout:
     """Rows ``pitch`` apart with ``lanes`` products each, sized to the pitch."""
-    length = pitch / rng.uniform(1.06, 1.6)
+    # Products fill 55-94% of the pitch: tight rows and well-spaced ones (the gap between rows is not a gap).
+    length = pitch / rng.uniform(1.06, 1.8)
     aspect = {"round": 1.0, "rough": float(rng.uniform(0.88, 1.0)), "square": float(rng.uniform(0.9, 1.1)),
               "oval": rng.uniform(0.65, 0.85), "bar": rng.uniform(0.3, 0.55)}[shape]
     # Oval and bar products lie either way: long side along the flow or across it.
@@ -193,7 +194,7 @@ def _layout(rng: np.random.Generator, shape: str, lanes: int, pitch: float) -> L
         width=float(width),
         pitch=float(pitch),
         stagger=bool(lanes > 1 and rng.random() < 0.25),
-        jitter=float(rng.uniform(0.0, 0.1)),
+        jitter=float(rng.uniform(0.0, 0.1) if rng.random() < 0.75 else rng.uniform(0.1, 0.18)),
     )
 
 
