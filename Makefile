@@ -8,7 +8,7 @@ demo:            ## the product on this machine: broker + daemon + bundled model
 test:            ## lint, types and the whole test suite in both runtime environments
 	scripts/test.sh
 
-model:           ## rebuild the bundled int8 model (synth + train + quantize + second renderer, ~15 min on 2 cores)
+model:           ## rebuild the bundled int8 model (synth + train + quantize + second renderer, ~25 min on 2 cores)
 	scripts/setup-env.sh main
 	.venv/bin/conveyor-convert build-default --workdir build/default-model
 

@@ -136,8 +136,10 @@ def _check_saved_model(path: Path) -> tuple[str, ...]:
     graph = fn.graph.as_graph_def()
     nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
     ops = {node.op for node in nodes}
-    # The converter's two-column model: keras' export names the output output_0, the joining layer keeps its name.
-    joined = next(iter(fn.structured_outputs)) == ALERT_AND_UNKNOWN or any(ALERT_AND_UNKNOWN in node.name for node in nodes)
+    # The converter's own two-column model: Keras 3's model.export names the output 'output_0', so the joining
+    # layer is recognised by its name inside the graph (or by the output's name, as other exporters keep it).
+    joined = next(iter(fn.structured_outputs)) == ALERT_AND_UNKNOWN or any(
+        part.startswith(ALERT_AND_UNKNOWN) for node in nodes for part in node.name.split("/"))
     pair = len(outs) == 1 and tuple(outs[0].shape)[1:] == (2,) and joined
     if len(outs) != 1 or (tuple(outs[0].shape)[1:] != (1,) and not pair):
         raise SourceModelError(f"{path}: expected a single (None, 1) output or the converter's (None, 2) "

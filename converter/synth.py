@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CLASSES = (ACCEPTABLE, ALERT)
 SPLITS = ("training_set", "validation_set", "test_set")
 # Unknown scenes per belt frame in each split (outlier exposure).
-UNKNOWN_SHARE = 0.25
+UNKNOWN_SHARE = 0.3
 
 
 def _save(image: np.ndarray, path_stem: Path, quality: int, rng: np.random.Generator) -> Path:

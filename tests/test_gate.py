@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converter.gate import OUTPUT_STEP, GateOptions, calibrate_scene, choose_threshold, gate_failures
+from converter.gate import OUTPUT_STEP, GateOptions, calibrate_scene, choose_threshold, gate_failures, recall_target
 from edge.scene import SceneStatistics
 
 
@@ -58,3 +58,18 @@ def test_gate_names_each_missed_floor() -> None:
     good = {"int8": {"recall": 0.99, "precision": 0.99, "accuracy": 0.99}, "float": {"accuracy": 0.99}, "agreement": 1.0,
             "scene": {"false_unknown_rate": 0.0, "unknown_images": 10, "unknown_recall": 1.0}}
     assert gate_failures(good, GateOptions()) == []
+
+
+def test_overlapping_classes_get_the_highest_threshold_whose_recall_meets_the_floor_plus_its_sampling_error() -> None:
+    """Precision first: of the thresholds whose validation recall meets the floor plus one standard error, the highest."""
+    rng = np.random.default_rng(3)
+    neg = np.clip(rng.normal(0.25, 0.12, 500), 0, 1)
+    pos = np.clip(rng.normal(0.75, 0.12, 500), 0, 1)
+    probs = np.r_[neg, pos].astype(np.float32)
+    labels = np.r_[np.zeros(500), np.ones(500)].astype(np.int32)
+    threshold, info = choose_threshold(probs, labels, 0.97, 0.95)
+    target = recall_target(0.97, 500)
+    assert 0.977 < target < 0.978 and info["validation_recall_target"] == target
+    assert np.mean(pos >= threshold) >= target
+    assert np.mean(pos >= threshold + OUTPUT_STEP) < target  # one step higher would miss the target
+    assert info["validation_false_alert_rate"] == np.mean(neg >= threshold)

@@ -20,7 +20,7 @@ def config():  # type: ignore[no-untyped-def]
 
 
 def test_the_example_validates_and_its_lane_boxes_sit_on_the_simulated_lanes(config) -> None:  # type: ignore[no-untyped-def]
-    """lanes.yaml is a valid config; its lane boxes match the simulated belt's lanes (seed 21) to 2% of the frame."""
+    """lanes.yaml is a valid config; its lane boxes match the simulated belt's lanes (seed 94) to 2% of the frame."""
     names = [roi.name for roi in config.rois]
     assert names == ["belt", "lane-1", "lane-2", "lane-3"]
     stream = ConveyorStream(config.source.seed, (config.source.width, config.source.height))

@@ -54,6 +54,15 @@ def _belt_canvas(look: Look, u0: float, v0: float, cw: int, ch: int, travel: flo
 
 
 def _sdf(style: ProductStyle, p: Product, lx: FloatImage, ly: FloatImage) -> FloatImage:
+    if style.shape == "rough":
+        # A lumpy outline: the radius wobbles by a few per cent with a few low harmonics of the angle (per product).
+        rng = np.random.default_rng(p.seed)
+        theta = np.arctan2(ly / p.ry, lx / p.rx)
+        wobble = np.ones_like(theta)
+        for harmonic, amp, phase in zip(range(2, 7), rng.uniform(0.0, 0.06, 5), rng.uniform(0, 2 * np.pi, 5), strict=True):
+            wobble = wobble + np.float32(amp) * np.sin(np.float32(harmonic) * theta + np.float32(phase))
+        reach = np.sqrt((lx / p.rx) ** 2 + (ly / p.ry) ** 2) / wobble
+        return np.asarray((reach - 1.0) * min(p.rx, p.ry), dtype=np.float32)
     if style.shape in ("round", "oval"):
         k = np.sqrt((lx / p.rx) ** 2 + (ly / p.ry) ** 2)
         return np.asarray((k - 1.0) * min(p.rx, p.ry), dtype=np.float32)

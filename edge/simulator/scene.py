@@ -16,7 +16,8 @@ from edge.simulator.camera import Camera
 from edge.simulator.textures import BELT_TEXTURES
 
 RGB = tuple[float, float, float]
-SHAPES = ("round", "round", "round", "oval", "square", "bar")
+# "rough": a round bake with a lumpy, uneven outline (hand-formed dough, spread in the oven, broken edges).
+SHAPES = ("round", "round", "rough", "rough", "oval", "square", "bar")
 # Frame sizes for stills; lane crops and the device's own ROIs come from these by cropping.
 STILL_SIZES = ((128, 96), (144, 108), (160, 120), (176, 132), (192, 144), (208, 156), (224, 168), (240, 180),
                (192, 108), (224, 126), (256, 144), (180, 120), (240, 160), (144, 144), (176, 176))
@@ -159,8 +160,10 @@ def sample_style(rng: np.random.Generator) -> ProductStyle:
     # From pale shortbread through golden biscuits to dark chocolate.
     pale, golden, dark = np.array([225, 190, 135]), np.array([190, 125, 60]), np.array([75, 45, 30])
     base = pale + (golden - pale) * bake * 2 if bake < 0.5 else golden + (dark - golden) * (bake - 0.5) * 2
+    if rng.random() < 0.12:  # iced, coated or coloured products: pink, white, green, yellow, red
+        base = np.asarray([(235, 170, 185), (238, 232, 220), (150, 190, 120), (235, 205, 90), (190, 60, 55)][int(rng.integers(5))], float)
     base = np.clip(base * rng.uniform(0.88, 1.12, 3), 20, 245)
-    chips = int(rng.choice([0, 0, 3, 5, 7, 9])) if shape in ("round", "oval") else int(rng.choice([0, 0, 0, 4]))
+    chips = int(rng.choice([0, 0, 3, 5, 7, 9, 12])) if shape in ("round", "rough", "oval") else int(rng.choice([0, 0, 0, 4]))
     chip = base * rng.uniform(0.25, 0.5) if bake < 0.7 else np.array([rng.uniform(200, 240)] * 3)  # white chips on dark bakes
     return ProductStyle(
         shape=shape,
@@ -176,8 +179,10 @@ def sample_style(rng: np.random.Generator) -> ProductStyle:
 
 def _layout(rng: np.random.Generator, shape: str, lanes: int, pitch: float) -> Layout:
     """Rows ``pitch`` apart with ``lanes`` products each, sized to the pitch."""
-    length = pitch / rng.uniform(1.06, 1.6)
-    aspect = {"round": 1.0, "square": float(rng.uniform(0.9, 1.1)), "oval": rng.uniform(0.65, 0.85), "bar": rng.uniform(0.3, 0.55)}[shape]
+    # Products fill 55-94% of the pitch: tight rows and well-spaced ones (the gap between rows is not a gap).
+    length = pitch / rng.uniform(1.06, 1.8)
+    aspect = {"round": 1.0, "rough": float(rng.uniform(0.88, 1.0)), "square": float(rng.uniform(0.9, 1.1)),
+              "oval": rng.uniform(0.65, 0.85), "bar": rng.uniform(0.3, 0.55)}[shape]
     # Oval and bar products lie either way: long side along the flow or across it.
     width = length / aspect if rng.random() < 0.5 else length * aspect if shape in ("oval", "bar") else length
     spacing = width / rng.uniform(0.62, 0.9)
@@ -189,7 +194,7 @@ def _layout(rng: np.random.Generator, shape: str, lanes: int, pitch: float) -> L
         width=float(width),
         pitch=float(pitch),
         stagger=bool(lanes > 1 and rng.random() < 0.25),
-        jitter=float(rng.uniform(0.0, 0.1)),
+        jitter=float(rng.uniform(0.0, 0.1) if rng.random() < 0.75 else rng.uniform(0.1, 0.18)),
     )
 
 

@@ -13,7 +13,8 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
 TILE = 128
-BELT_TEXTURES = ("plain", "weave", "slats", "mesh", "fabric", "modular")
+# "speckled": flecks of grit or filler in a PU belt; "ribbed": ribs running along the flow.
+BELT_TEXTURES = ("plain", "weave", "slats", "mesh", "fabric", "modular", "speckled", "ribbed")
 
 
 def smooth_field(rng: np.random.Generator, height: int, width: int, cell: float) -> FloatArray:
@@ -62,6 +63,13 @@ def belt_tile(kind: str, seed: int, period: float) -> FloatArray:
         pattern = 0.04 * np.sin(kk * (xx + yy)) + 0.03 * np.sin(kk * 2 * (xx - yy))
     elif kind == "modular":
         pattern = -0.10 * (np.cos(kk * xx) > 0.9) - 0.05 * (np.cos(kk * 2 * yy) > 0.9)
+    elif kind == "speckled":
+        flecks = rng.random((TILE, TILE)) < 0.02 + 0.01 * (seed % 4)
+        sign = np.where(rng.random((TILE, TILE)) < 0.7, -1.0, 1.0)
+        pattern = (flecks * sign * rng.uniform(0.1, 0.3, (TILE, TILE))).astype(np.float32)
+        pattern = pattern + np.roll(pattern, 1, axis=1) * 0.5  # flecks a pixel or two across
+    elif kind == "ribbed":
+        pattern = 0.06 * np.sin(kk * yy) + 0.04 * (np.cos(kk * yy) > 0.9)
     else:
         pattern = np.zeros_like(xx)
     return np.asarray(1.0 + pattern + blotch + grain, dtype=np.float32)

@@ -81,8 +81,13 @@ def _occluder(kind: str, coverage: tuple[float, float]) -> object:
             if coverage[0] <= float(mask.mean()) <= coverage[1]:
                 break
         if kind == "hand":
-            palette = SKIN if rng.random() < 0.6 else GLOVES
-            rgb = tuple(float(c) for c in palette[int(rng.integers(len(palette)))])
+            pick = rng.random()
+            if pick < 0.5:
+                rgb = tuple(float(c) * rng.uniform(0.85, 1.15) for c in SKIN[int(rng.integers(len(SKIN)))])
+            elif pick < 0.8:
+                rgb = tuple(float(c) for c in GLOVES[int(rng.integers(len(GLOVES)))])
+            else:  # gloves, sleeves and cloths come in any colour
+                rgb = tuple(float(c) for c in rng.uniform(20, 240, 3))
         else:
             grey = rng.uniform(60, 220)
             rgb = tuple(float(c) for c in (grey * rng.uniform(0.85, 1.15, 3) if rng.random() < 0.6 else rng.uniform(30, 230, 3)))
@@ -105,6 +110,8 @@ def _covered_lens(rng: np.random.Generator, belt_frame: FloatImage) -> FloatImag
     r = np.sqrt(cover) * max(w, h) * rng.uniform(0.9, 1.5)
     draw.ellipse([cx - r, cy - r * rng.uniform(0.6, 1.2), cx + r, cy + r * rng.uniform(0.6, 1.2)], fill=255)
     soft = np.asarray(mask.filter(ImageFilter.GaussianBlur(max(w, h) * rng.uniform(0.04, 0.15))), np.float32) / 255.0
+    if rng.random() < 0.3:  # the whole lens: nothing of the belt left, only a blurred glow or darkness
+        soft = np.clip(soft + 1.0, 0.0, 1.0)
     choice = rng.random()
     if choice < 0.45:  # a finger: dark, reddish, light leaking through
         rgb = np.asarray(SKIN[int(rng.integers(len(SKIN)))], np.float32) * rng.uniform(0.15, 0.7)
