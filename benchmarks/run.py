@@ -103,14 +103,14 @@ def build_models(work: Path, quick: bool) -> dict[str, Path]:
 
 def build_int8_io(paths: dict[str, Path]) -> Path:
     """The same network as full-integer int8 with int8 (not uint8) input and output (converter.int8_layout)."""
-    from converter.dataset import balanced_sample, load_split
+    from converter.dataset import TRAIN, balanced_sample, check_layout, load_split
     from converter.int8_layout import Int8Layout
     from converter.model import load_source_model
     from converter.quantize import convert_int8
 
     out = paths["int8"].with_name("conveyor_int8_int8io.tflite")
     if not out.exists():
-        calibration = balanced_sample(load_split(paths["data"] / "training_set"), 300, 1234)
+        calibration = balanced_sample(load_split(check_layout(paths["data"]), TRAIN), 300, 1234)
         out.write_bytes(convert_int8(load_source_model(paths["keras"]), calibration, Int8Layout(io_dtype="int8")))
     return out
 
