@@ -33,14 +33,33 @@ link() { basename "$(readlink "$PREFIX/$1" 2>/dev/null)" 2>/dev/null; }
 is() { [ "$1" = "$2" ]; }
 has() { grep -q -- "$2" "$1"; }
 fails() { ! "$@"; }
-as_service() {  # run "$@" as the service user in a transient unit with the service's file-system sandbox
-  # (nsenter into the running unit cannot work here: setns() is not emulated by qemu-user, EINVAL). The
-  # properties are the unit's own, read back from systemd, so its drop-ins count; systemd applies
-  # ConfigurationDirectoryMode= at the start of the probe as it does at the service's.
-  local show=(systemctl show --value conveyor-watch.service -p)
-  systemd-run --quiet --wait --pipe --collect -p User=conveyor -p Group=conveyor -p ProtectSystem=strict \
-    -p "ReadWritePaths=$("${show[@]}" ReadWritePaths)" -p ConfigurationDirectory=conveyor-watch \
-    -p "ConfigurationDirectoryMode=$("${show[@]}" ConfigurationDirectoryMode)" "$@"
+as_service() {  # run "$@" as the service user in a probe unit with the service's file-system sandbox
+  # nsenter into the running unit cannot work here (setns() is not emulated by qemu-user: EINVAL), nor
+  # systemd-run (no D-Bus in this root): a one-shot unit file, started with systemctl, does. Its sandbox
+  # properties are the service's own, read back from systemd, so the service's drop-ins count; systemd
+  # applies ConfigurationDirectoryMode= at the probe's start as it does at the service's.
+  local show=(systemctl show --value conveyor-watch.service -p) unit=/run/systemd/system/cw-probe.service
+  local out=/run/cw-probe.out rc=0 arg
+  {
+    printf '[Service]\nType=oneshot\nUser=conveyor\nGroup=conveyor\nProtectSystem=strict\n'
+    printf 'ReadWritePaths=%s\n' "$("${show[@]}" ReadWritePaths)"
+    printf 'ConfigurationDirectory=conveyor-watch\nConfigurationDirectoryMode=%s\n' "$("${show[@]}" ConfigurationDirectoryMode)"
+    printf 'StandardOutput=append:%s\nStandardError=append:%s\nExecStart=' "$out" "$out"
+    for arg in "$@"; do printf '"%s" ' "$arg"; done
+    printf '\n'
+  } > "$unit"
+  rm -f "$out"
+  systemctl daemon-reload
+  systemctl start cw-probe.service 2>/dev/null || rc=$?
+  cat "$out" 2>/dev/null
+  rm -f "$unit" "$out"
+  systemctl daemon-reload
+  return "$rc"
+}
+probe_is_service_user() {
+  local out
+  out="$(as_service id -un 2>&1)"
+  [ "$(printf '%s\n' "$out" | tail -n 1)" = conveyor ] || { printf '    the probe said: %s\n' "$out"; return 1; }
 }
 active() { systemctl is-active --quiet conveyor-watch.service; }
 service_runs() {  # the main process has mapped files from /opt/conveyor-watch/<version>/ (the resolved link)
@@ -190,7 +209,7 @@ phase2() {
   took "upgrade"
 
   step "phase 2: the console may rewrite config.yaml only after install.sh --console-edits"
-  check "the probe runs as the service user (so its refusals below mean something)" is "$(as_service id -un 2>&1)" conveyor
+  check_shown "the probe runs as the service user (so its refusals below mean something)" probe_is_service_user
   check "by default the service cannot write in $CONF" fails as_service touch "$CONF/.probe"
   run_install "$V2_DIR/install.sh" --offline --console-edits
   check "--console-edits exits 0" is "$RC" 0
