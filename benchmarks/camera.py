@@ -156,7 +156,7 @@ def _model_effect(classifier: Any, packets: list[np.ndarray], decoders: dict[str
     for packet in packets:
         for name, decoder in decoders.items():
             tensor = model_input(decoder.decode(packet), card.input.scale, card.input.zero_point, card.input.dtype)
-            probs[name].append(float(classifier.classify(tensor[None])[0]))
+            probs[name].append(float(classifier.classify(tensor[None]).alert[0]))
     full = np.asarray(probs["full"])
     return {name: {"max_abs_probability_change": float(np.max(np.abs(np.asarray(p) - full))),
                    "decision_agreement": float(np.mean((np.asarray(p) >= 0.5) == (full >= 0.5))), "frames": len(full)}
