@@ -118,3 +118,13 @@ def test_holdout_stream_gaps_are_fully_visible_for_a_while_and_stops_hold_the_be
     assert visible.count(0) >= 3
     assert stream._travel_at(10.5) == stream._travel_at(11.5)
     assert stream.frame(0).shape == (240, 320, 3)
+
+
+def test_a_gap_just_shorter_than_the_view_has_a_visible_span() -> None:
+    """Seed 100's belt: a 6.45-pitch gap is about as long as the 320-px view and fits it only between two frames;
+    it still counts as fully visible for a moment (it once made the detection benchmark fail: 'never leaves the view')."""
+    from converter.holdout import HoldoutStream, Script
+
+    stream = HoldoutStream(100, Script(gaps=((776.0, 6.454505910179693),), stops=((68.0, 8.0),)), fps=15.0)
+    first, last = stream.gap_visible_span(0)
+    assert 776.0 < first < last < 776.0 + 60.0

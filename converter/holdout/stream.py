@@ -141,9 +141,11 @@ class HoldoutStream:
         return self._row_x(k0 + m) + self.inst.radius, self._row_x(k0 - 1) - self.inst.radius
 
     def _fully_visible(self, index: int, view_lo: float, view_hi: float) -> bool:
-        """The whole gap is in view, or (a gap longer than the view) the view is all gap."""
+        """The whole gap is in view, or (a gap longer than the view) the view is all gap; within one frame's travel,
+        so that a gap just shorter than the view, which fits it only between two frames, still counts."""
         upstream, downstream = self._stretch(index)
-        return (view_lo <= upstream and downstream <= view_hi) or (upstream <= view_lo and view_hi <= downstream)
+        tol = self.speed / self.fps
+        return (view_lo - tol <= upstream and downstream <= view_hi + tol) or (upstream <= view_lo + tol and view_hi - tol <= downstream)
 
     def gap_visible_span(self, index: int) -> tuple[float, float]:
         """Stream times (s) from the first frame where gap ``index`` is fully in view (or fills the view) to the
