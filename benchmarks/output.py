@@ -73,11 +73,12 @@ def window(pid: int, seconds: float, tmp: Path, name: str, count_events: Any = N
 
 
 def storage(seconds: float) -> dict[str, Any]:
-    """Idle (no events, telemetry every 10 s) and busy (an event every second) windows on one daemon each."""
+    """Idle (no events, telemetry every 10 s) and busy (a 2 s drop every 6 s: an alert and a recovery) windows on one
+    daemon each."""
     broker = Mosquitto().start()
     result: dict[str, Any] = {}
     try:
-        for name, drops in (("idle", []), ("events", [{"start_s": 1.0 + 2.0 * k, "duration_s": 1.0} for k in range(5000)])):
+        for name, drops in (("idle", []), ("events", [{"start_s": 1.0 + 6.0 * k, "duration_s": 2.0} for k in range(5000)])):
             with tempfile.TemporaryDirectory() as tmp:
                 log = Path(tmp) / "d.log"
                 config = Path(tmp) / "c.yaml"

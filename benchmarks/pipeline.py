@@ -42,10 +42,11 @@ def frames_640x480() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return ok, alert
 
 
-def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, levels: dict[str, Any] | None = None) -> Daemon:
+def make_daemon(model: Path, port: int, state: Path, camera: ReplayCamera, levels: dict[str, Any] | None = None,
+                **extra: Any) -> Daemon:
     config = parse_config({"model": {"path": str(model)}, "mqtt": {"port": port}, "telemetry": {"interval_s": 3600},
                            "service": {"state_dir": str(state)}, "levels": levels or {},
-                           "health": {"frozen_after_s": 3600}}, check_files=False)
+                           "health": {"frozen_after_s": 3600}, **extra}, check_files=False)
     # The form the daemon would run here (edge.model_choice), as service.lifecycle.build_daemon picks it.
     classifier = choose_classifier(model, load_runtime("auto"), config.model.num_threads, 1, config.model.form).classifier
     topics = Topics(config.topic_prefix)
@@ -88,8 +89,13 @@ def end_to_end(model: Path, port: int, tmp: Path, events: int) -> dict[str, Any]
     block = 8
     pattern = [0] * block + [4] * block  # ok frames then alert frames, repeatedly: one event per block
     camera = ReplayCamera(ok + alert, block * (events + 4), fps=100.0, pattern=pattern)
-    # Minimal debounce so events follow the frames closely; latency is measured from the committing frame.
-    daemon = make_daemon(model, port, tmp / "e", camera, levels={"window_s": 0.01, "dwell_s": 0.0, "min_frames": 2})
+    # Minimal debounce so events follow the frames closely; latency is measured from the committing frame. This
+    # measures the output path: fixed bands, and no scene or motion judges (still frames swapped every 80 ms are
+    # neither a moving belt nor a steady scene; tests/test_detection_daemon.py covers those).
+    daemon = make_daemon(model, port, tmp / "e", camera, levels={"window_s": 0.01, "dwell_s": 0.0, "min_frames": 2,
+                                                                  "warning": {"enter": 0.35, "exit": 0.25},
+                                                                  "alert": {"enter": 0.6, "exit": 0.4}},
+                         scene={"enabled": False}, belt={"enabled": False})
     latencies: list[float] = []
     subscribed = threading.Event()
     sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-sub")
