@@ -249,6 +249,8 @@ def test_the_reviewers_path_keygen_bundle_from_the_command_line(tmp_path: Path) 
     made = subprocess.run([*run, "bundle", "--model", str(BUNDLED_MODEL), "--key", str(tmp_path / "keys" / "model-signing.key"),
                            "--out", str(tmp_path / "model.cwm")], check=True, capture_output=True, text=True)
     result = json.loads(made.stdout)
-    assert result["model_sha256"] == sha_of(BUNDLED_MODEL) and result["files"] == ["model.card.json", "model.tflite"]
+    # The bundled model ships with its dynamic-range variant (the device picks the faster form): the bundle carries both.
+    assert result["model_sha256"] == sha_of(BUNDLED_MODEL) and result["dynamic_variant"] is True
+    assert result["files"] == ["model.card.json", "model.dynamic.card.json", "model.dynamic.tflite", "model.tflite"]
     shown = Trust.from_files([str(tmp_path / "keys" / "model-signing.pub")])
     assert verify_bundle((tmp_path / "model.cwm").read_bytes(), shown, "model.cwm").key_id == result["key_id"]
