@@ -43,7 +43,7 @@ from edge.state import Belt, Level
 UNKNOWN_KINDS = ("hand", "covered_lens", "grey_wall", "noise", "glare")
 
 
-def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int, episodes: int) -> Script:
+def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int, episodes: int, first_kind: int = 0) -> Script:
     """Events spread over ``seconds`` with room between them (a gap takes a few seconds to cross the view)."""
     places = np.arange(8, int(seconds) - 20, 12)  # an event every 12 s at most: each one is over in under 10 s
     slots = min(len(places), gaps + stops + episodes + int(seconds // 90))
@@ -62,7 +62,9 @@ def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int,
         elif kind == "stop":
             script["stop"].append((slot, 8.0))
         elif kind == "episode":
-            script["episode"].append((UNKNOWN_KINDS[len(script["episode"]) % len(UNKNOWN_KINDS)], slot, 6.0))
+            # Kinds in turn, each segment starting at another one (first_kind), so that an hour has them all.
+            kind_index = (len(script["episode"]) + first_kind) % len(UNKNOWN_KINDS)
+            script["episode"].append((UNKNOWN_KINDS[kind_index], slot, 6.0))
         else:
             script["row"].append(slot)
     return Script(gaps=tuple(script["gap"]), missing_rows=tuple(script["row"]), stops=tuple(script["stop"]),
@@ -73,7 +75,7 @@ def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str,
     """One segment through the real daemon (edge.daemon.Daemon over benchmarks.streams.StreamSource)."""
     model, seed, seconds, fps, gaps, stops, episodes = args
     rng = np.random.default_rng((seed, 1))
-    script = make_script(rng, seconds, gaps, stops, episodes)
+    script = make_script(rng, seconds, gaps, stops, episodes, first_kind=seed)
     stream = HoldoutStream(seed, script, fps=fps)
     classifier = Classifier.from_files(Path(model), load_runtime("auto"))
     config = parse_config({"model": {"path": model}, "source": {"type": "synthetic", "fps": fps}}, check_files=False)
@@ -145,8 +147,8 @@ def summarise(segments: list[dict[str, Any]], fps: float) -> dict[str, Any]:
         "unknown_scene_frames": int(unknown[1]), "unknown_scene_read_unknown": float(unknown[0] / max(1, unknown[1])),
         "normal_frames_read_unknown": float(normal[0] / max(1, normal[1])),
         "ms_per_frame": timing,
-        "unknown_by_kind": {kind: round(sum(seg["unknown_by_kind"].get(kind, [0, 0])[0] for seg in segments)
-                                        / max(1, sum(seg["unknown_by_kind"].get(kind, [0, 0])[1] for seg in segments)), 4)
+        "unknown_by_kind": {kind: (round(sum(seg["unknown_by_kind"].get(kind, [0, 0])[0] for seg in segments) / frames_of, 4)
+                                   if (frames_of := sum(seg["unknown_by_kind"].get(kind, [0, 0])[1] for seg in segments)) else None)
                             for kind in UNKNOWN_KINDS},
         "scene_cost_vs_inference": timing["scene"] / max(timing["inference"], 1e-9),
         "motion_cost_vs_inference": timing["motion"] / max(timing["inference"], 1e-9),
