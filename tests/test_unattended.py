@@ -252,9 +252,10 @@ def test_a_64_mb_retained_command_never_reaches_the_daemons_memory(tmp_path: Pat
 @pytest.mark.output_side
 def test_an_overflowing_outbox_logs_a_summary_not_one_line_per_message(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """Broker unreachable, tiny outbox, many events: a couple of WARNING lines, not one per dropped event."""
-    fast = [{"start_s": 0.5 + 1.0 * k, "duration_s": 0.5} for k in range(200)]
+    # Gaps the alert spec calls gaps (1.5 s of no product), one every 4 s: an alert and a recovery each.
+    fast = [{"start_s": 0.5 + 4.0 * k, "duration_s": 1.5} for k in range(40)]
     config = daemon_config(tmp_path, None, outbox={"max_messages": 10}, levels={"window_s": 0.1, "dwell_s": 0.1},
-                           source={"realtime": False, "duration_s": 60, "drops": fast})
+                           source={"realtime": False, "duration_s": 165, "drops": fast})
     daemon = start(daemons, tmp_path, config)
     assert daemon.wait(120) == 0
     stored = [int(n) for n in STORED.findall(daemon.log())]

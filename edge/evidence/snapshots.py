@@ -33,6 +33,8 @@ from edge.sources.base import Frame
 from edge.state import DeviceState, Health
 
 log = logging.getLogger(__name__)
+# Frame times are floats (start + seq / fps): a frame exactly one spacing later may compare a hair below it.
+TIME_SLACK_S = 1e-3
 HOUR_S = 3600.0
 Pictured = LevelChanged | HealthChanged
 
@@ -153,7 +155,7 @@ class EvidenceRecorder:
         """Keep one frame per ``spacing_s``; give the records in progress their key and later frames."""
         if self._collecting:
             self._collect(frame)
-        if frame.monotonic >= self._next_ring:
+        if frame.monotonic >= self._next_ring - TIME_SLACK_S:
             self._ring.append(frame)
             self._next_ring = frame.monotonic + self.settings.spacing_s
 
@@ -168,7 +170,7 @@ class EvidenceRecorder:
                 collecting.key = len(collecting.frames)
                 self._hand_over(collecting, frame, key=True)
                 collecting.next_after = frame.monotonic + self.settings.spacing_s
-            elif frame.monotonic >= collecting.next_after:
+            elif frame.monotonic >= collecting.next_after - TIME_SLACK_S:
                 self._hand_over(collecting, frame)
                 collecting.next_after = frame.monotonic + self.settings.spacing_s
             if len(collecting.frames) - collecting.key - 1 >= self.settings.frames_after:
