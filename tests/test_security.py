@@ -115,8 +115,10 @@ def test_the_acl_example_lets_a_device_write_only_under_its_own_prefix(tmp_path:
     sub = Subscriber(acl_broker.host, acl_broker.port, "plant/#", username="scada", password="scada-Secret-9")
     secret = tmp_path / "pw"
     secret.write_text("dev1-Secret-9\n")
-    # Paced in real time (9 s), so that telemetry (every second) certainly goes out too.
-    config = daemon_config(tmp_path, acl_broker, source={"duration_s": 9.0, "realtime": True, "fps": 10},
+    # Paced in real time (9 s), so that telemetry (every second) certainly goes out too. One drop that ends
+    # 4 s before the stream does: on a loaded 2-core CI machine the recovery must still fit in the run.
+    config = daemon_config(tmp_path, acl_broker, source={"duration_s": 9.0, "realtime": True, "fps": 10,
+                                                         "drops": [{"start_s": 2.0, "duration_s": 3.0}]},
                            mqtt={"username": "dev1", "password_file": str(secret)})
     daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
     try:
