@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from edge.cpuinfo import read_cpuinfo
+
 X86_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 ARM_FLAGS = ("asimd", "asimddp", "i8mm", "fphp", "sve")
 CLASSES = ("x86-vnni", "x86-avx2", "x86-other", "arm-dotprod", "arm-neon", "unknown")
@@ -34,19 +36,7 @@ CLASS_NOTES = {
 
 def cpu_facts(cpuinfo: str | None = None) -> dict[str, Any]:
     """CPU model, architecture, the relevant ISA flags present, and the class they put the machine in."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    model, flags = "unknown", set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model") and model == "unknown":
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
+    model, flags = read_cpuinfo(cpuinfo)
     arch = platform.machine()
     wanted = X86_FLAGS if arch in ("x86_64", "AMD64", "i686") else ARM_FLAGS
     present = [f for f in wanted if f in flags]

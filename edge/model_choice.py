@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from edge.cpuinfo import UNKNOWN_CPU, read_cpuinfo
 from edge.errors import ModelError
 from edge.inference import Classifier, Runtime
 from edge.modelcard import card_path_for, load_card
@@ -119,18 +120,7 @@ def choose_classifier(model_path: Path, runtime: Runtime, num_threads: int = 1, 
 
 def cpu_isa_summary() -> str:
     """The CPU model and the instruction-set extensions that decide int8 speed, from /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "CPU unknown"
-    model, flags = "unknown CPU", set[str]()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model") and model == "unknown CPU":
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
+    model, flags = read_cpuinfo()
     wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp", "i8mm"]
     present = [flag for flag in wanted if flag in flags]
-    return f"{model}: {' '.join(present) if present else 'no AVX2/VNNI/dot-product'}"
+    return f"{model if model != UNKNOWN_CPU else 'unknown CPU'}: {' '.join(present) if present else 'no AVX2/VNNI/dot-product'}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config
-from edge.errors import ConfigError, EdgeError, ModelError
+from edge.errors import ConfigError, ModelError
 from edge.messages import iso_utc
 from edge.modelcard import card_path_for, load_card
 from edge.modelstore import actions
@@ -143,7 +143,7 @@ def _verify_start(store: ModelStore, registry: Registry, trust: Trust, config: E
     running, refusals = startup_model(store, registry, trust, config, load_runtime(config.model.runtime))
     card = running.classifier.card
     probabilities = running.classifier.classify(np.zeros((len(config.rois), *card.input.shape[1:]), dtype=card.input.dtype))
-    alert = np.asarray(getattr(probabilities, "alert", probabilities)).reshape(-1)
+    alert = np.asarray(probabilities.alert).reshape(-1)
     return {"sha256": running.model_id, "source": running.source, "form": running.form, "key_id": running.key_id,
             "refused": [{"sha256": s, "reason": r} for s, r in refusals], "probabilities": [round(float(p), 4) for p in alert]}
 
@@ -169,13 +169,7 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"edge-daemon: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    except ModelError as exc:
-        print(f"edge-daemon: model refused: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    except EdgeError as exc:
-        print(f"edge-daemon: error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    except OSError as exc:
+    except OSError as exc:  # ModelError and EdgeError reach edge.cli.main, which maps them for every command
         print(f"edge-daemon: {store.folder}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INTERNAL
 
