@@ -162,26 +162,24 @@ class Dataset:
         counts: dict[str, dict[str, int]] = {"training_set": {}, "test_set": {}}
         manifest = []
         with tarfile.open(fileobj=out, mode="w:gz") as tar:
-            for cls in CLASSES:
-                ordered = sorted(chosen[cls], key=lambda pair: _split_key(pair[0].id))
-                n_test = min(len(ordered) - 1, max(1, round(len(ordered) * test_fraction)))
+
+            def write(label: str, n_test: int, ordered: list[tuple[DatasetItem, bool]]) -> None:
+                """The first ``n_test`` items (in id-hash order) go to test_set/, the rest to training_set/."""
                 for position, (item, confirmed) in enumerate(ordered):
                     split = "test_set" if position < n_test else "training_set"
-                    name = f"{split}/{cls}/{item.capture}_{item.roi}.jpg"
+                    name = f"{split}/{label}/{item.capture}_{item.roi}.jpg"
                     self._add(tar, item, name)
-                    counts[split][cls] = counts[split].get(cls, 0) + 1
-                    manifest.append({"file": name, "split": split, "label": cls, "confirmed": confirmed,
+                    counts[split][label] = counts[split].get(label, 0) + 1
+                    manifest.append({"file": name, "split": split, "label": label, "confirmed": confirmed,
                                      "probability": item.probability, "model_label": item.model_label, "time": item.time})
-            # Unknown scenes go into each split's unknown/ folder: the converter trains and judges its scene head on them.
-            ordered = sorted(chosen[UNKNOWN], key=lambda pair: _split_key(pair[0].id))
-            n_test = min(len(ordered) - 1, round(len(ordered) * test_fraction)) if len(ordered) > 1 else 0
-            for position, (item, _) in enumerate(ordered):
-                split = "test_set" if position < n_test else "training_set"
-                name = f"{split}/{UNKNOWN}/{item.capture}_{item.roi}.jpg"
-                self._add(tar, item, name)
-                counts[split][UNKNOWN] = counts[split].get(UNKNOWN, 0) + 1
-                manifest.append({"file": name, "split": split, "label": UNKNOWN, "confirmed": True,
-                                 "probability": item.probability, "model_label": item.model_label, "time": item.time})
+
+            for cls in CLASSES:
+                ordered = sorted(chosen[cls], key=lambda pair: _split_key(pair[0].id))
+                write(cls, min(len(ordered) - 1, max(1, round(len(ordered) * test_fraction))), ordered)
+            # Unknown scenes go into each split's unknown/ folder: the converter trains and judges its scene head on
+            # them. Every one was put there by hand; a single one goes to training.
+            ordered = [(item, True) for item, _ in sorted(chosen[UNKNOWN], key=lambda pair: _split_key(pair[0].id))]
+            write(UNKNOWN, min(len(ordered) - 1, round(len(ordered) * test_fraction)) if len(ordered) > 1 else 0, ordered)
             data = json.dumps({"items": manifest, "counts": counts}, indent=1).encode()
             info = tarfile.TarInfo("manifest.json")
             info.size, info.mtime = len(data), int(time.time())
