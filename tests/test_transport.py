@@ -48,3 +48,24 @@ def test_acknowledgements_after_the_message_ids_wrap_never_delete_an_unacknowled
         if mosquitto.proc is not None:
             mosquitto.proc.send_signal(signal.SIGCONT)
         transport.stop()
+
+
+def test_an_event_handed_over_on_a_quiet_link_goes_out_at_once(tmp_path: Path, mosquitto: Mosquitto, subscribe,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transport thread must not store an event and then sleep on a quiet socket before publishing it: with
+    the idle poll stretched to a minute, an event on an otherwise silent link still reaches a subscriber (it
+    waited for the next wake-up, up to 100 ms behind a live alarm in `make bench`, before this was fixed)."""
+    monkeypatch.setattr("edge.mqtt.transport.IDLE_POLL_S", 60.0)
+    sub: Subscriber = subscribe(mosquitto, "quiet/event")
+    outbox = Outbox(tmp_path / "o.sqlite", 100)
+    transport = MqttTransport(MqttSettings(mosquitto.host, mosquitto.port, "quiet-test", "quiet/status", "offline",
+                                           keepalive_s=120), outbox)
+    transport.start()
+    try:
+        wait_until(lambda: transport.ready, 20, "the session ready")
+        for n in range(3):  # each on a link that has gone quiet: the previous event's PUBACK has come and gone
+            wait_until(lambda: outbox.counts().pending == 0, 20, "nothing in flight")
+            transport.send_event("quiet/event", lambda seq, event_id, epoch, n=n: json.dumps({"n": n}))
+            sub.wait_for(lambda ms, n=n: any(m.json()["n"] == n for m in ms), timeout=10, what=f"event {n}")
+    finally:
+        transport.stop()

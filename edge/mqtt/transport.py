@@ -52,6 +52,7 @@ from edge.mqtt.session import Message, Payload, PayloadSource, PlainSession, Ses
 from edge.outbox import BodyBuilder, Outbox, StoredEvent
 
 log = logging.getLogger(__name__)
+IDLE_POLL_S = 0.5  # the longest the thread waits on the socket when nothing wakes it (keepalive, timeouts)
 WINDOW = 64  # events in flight at once: bounds paho's memory during a long replay
 LIVE_RESERVE = 8  # of those, kept free for new events while a backlog drains
 MAX_UNTRACKED = 256  # other messages in flight (retained, telemetry, replies) before new ones are dropped
@@ -249,13 +250,16 @@ class MqttTransport:
 
     # --- the transport thread: handing over --------------------------------------------------------
 
-    def _take_work(self) -> None:
+    def _take_work(self) -> bool:
+        """Take what other threads handed over; True if there was anything (then the step must not block)."""
         events: list[_StoreEvent] = []
+        took = False
         while True:
             try:
                 item = self._work.get_nowait()
             except queue.Empty:
                 break
+            took = True
             if isinstance(item, _StoreEvent):
                 events.append(item)
             elif isinstance(item, _Retain):
@@ -279,9 +283,10 @@ class MqttTransport:
                 stored = self.outbox.add_many([(e.topic, e.build) for e in events])
             except Exception:
                 log.exception("could not store %d event(s)", len(events))
-                return
+                return took
             for row in stored:
                 log.info("event #%d stored (%s)", row.seq, self.settings.client_id)
+        return took
 
     # --- the transport thread: connection --------------------------------------------------------
 
@@ -318,6 +323,9 @@ class MqttTransport:
         except (OSError, ssl.SSLError, ValueError) as exc:
             self._failed(f"cannot connect to {s.where}: {exc.__class__.__name__}: {exc}", self._backoff.next_delay(self._clock()))
             return
+        sock = client.socket()
+        if sock is not None:  # small alarm packets go out now, not after Nagle waits for the previous segment's ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client = client
         self._connack_deadline = self._clock() + s.connect_timeout_s
 
@@ -557,7 +565,7 @@ class MqttTransport:
             client.loop_misc()
 
     def _step(self) -> None:
-        self._take_work()
+        took_work = self._take_work()
         self.outbox.maintain()
         if self._client is None:
             now = self._clock()
@@ -566,7 +574,9 @@ class MqttTransport:
             else:
                 self._wait_for_wake(min(self._next_attempt - now, 0.5))
             return
-        self._poll_socket(0.5)
+        # The wake-up that brought this work was consumed before it was taken: waiting now would hold a new
+        # event until some later traffic (an alarm behind the next frame's wake-up, or the idle timeout).
+        self._poll_socket(0.0 if took_work else IDLE_POLL_S)
         if self._client.socket() is None:
             self._lost()
             return
