@@ -324,7 +324,7 @@ class MqttTransport:
             self._failed(f"cannot connect to {s.where}: {exc.__class__.__name__}: {exc}", self._backoff.next_delay(self._clock()))
             return
         sock = client.socket()
-        if sock is not None:  # small alarm packets go out now, not after Nagle waits for the previous segment's ACK
+        if isinstance(sock, socket.socket):  # (TLS too) small alarm packets go out now, not after Nagle waits for the previous segment's ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client = client
         self._connack_deadline = self._clock() + s.connect_timeout_s
