@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from helpers.files import readable_copy, readable_tmpdir
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -40,12 +40,6 @@ def as_namespace_root() -> list[str]:
     if os.getuid() == 0:
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *prefix]
     return prefix
-
-
-def readable_tmpdir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="conveyor-bundle-"))
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +153,10 @@ def test_install_refuses_a_changed_bundle(unpacked: Path) -> None:
 
 
 def test_install_outside_a_bundle_says_how_to_get_one() -> None:
-    """Run from the checkout (no wheels beside it), install.sh points at make pi-bundle."""
-    result = run_install(INSTALL.parent, "--offline")
-    assert result.returncode == 2
+    """Run from the checkout's systemd/ folder (no wheels beside it), install.sh points at make pi-bundle."""
+    with readable_copy(INSTALL.parent) as systemd:
+        result = run_install(systemd, "--offline")
+    assert result.returncode == 2, result.stderr
     assert "run install.sh from an unpacked bundle: make pi-bundle" in result.stderr
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.files import readable_copy
 
 from edge.cli import EXIT_CONFIG, EXIT_MODEL
 
@@ -95,12 +96,14 @@ def test_install_script_refuses_bad_options_before_changing_anything() -> None:
     """An unknown option or a bad value is a one-line error with exit 2; --help prints the usage. (Run as
     `nobody`: options are checked before the root check, and nobody could not change this machine anyway.)"""
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.getuid() == 0 else []
-    for args, message in ((["--runtime", "onnx"], "--runtime must be litert or tflite, got 'onnx'"),
-                          (["--frobnicate"], "unknown option --frobnicate"),
-                          (["--ready-timeout", "soon"], "--ready-timeout must be a whole number"),
-                          (["--purge"], "--purge goes with --uninstall"),
-                          (["--site"], "--site needs a value")):
-        result = subprocess.run([*nobody, "bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30, cwd="/")
-        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
-    usage = subprocess.run([*nobody, "bash", str(INSTALL), "--help"], capture_output=True, text=True, timeout=30, cwd="/")
+    with readable_copy(INSTALL.parent) as systemd:
+        install = str(systemd / INSTALL.name)
+        for args, message in ((["--runtime", "onnx"], "--runtime must be litert or tflite, got 'onnx'"),
+                              (["--frobnicate"], "unknown option --frobnicate"),
+                              (["--ready-timeout", "soon"], "--ready-timeout must be a whole number"),
+                              (["--purge"], "--purge goes with --uninstall"),
+                              (["--site"], "--site needs a value")):
+            result = subprocess.run([*nobody, "bash", install, *args], capture_output=True, text=True, timeout=30, cwd="/")
+            assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        usage = subprocess.run([*nobody, "bash", install, "--help"], capture_output=True, text=True, timeout=30, cwd="/")
     assert usage.returncode == 0 and "--rollback" in usage.stdout and "--uninstall [--purge]" in usage.stdout
