@@ -7,7 +7,7 @@ out, or a failing sensor's noise: the alert model's output means nothing then, s
 * the model's own **unknown head** (a second small output on the shared convolutions, trained with
   such scenes as outliers), when the model has one; its threshold comes from the model card;
 * cheap **image statistics** on the 64x64 crop, each with a limit from the card (calibrated on the
-  validation set's belt frames): the share of blown-out pixels (glare), the correlation between
+  validation set's belt frames): the share of pixels blown out towards white (glare), the correlation between
   neighbouring pixels (noise has none), the residual detail after removing a lighting gradient
   (walls, covers and blank views have almost none), and the mean brightness (a capped lens).
 
@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 SATURATION_LEVEL = 250
+BLOWN_FLOOR = 200  # a blown-out pixel has every channel at least this bright
 BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels of the crop): noise averages out
 
 
@@ -32,7 +33,7 @@ class SceneRules:
     """Limits for the scene judges; a model card carries the calibrated values."""
 
     unknown_threshold: float | None = None  # the model's unknown probability at or above this -> unknown
-    max_saturated: float = 0.25  # share of pixels with a channel >= 250
+    max_saturated: float = 0.25  # share of pixels with a channel >= 250 and none below 200
     min_correlation: float = 0.3  # neighbour-pixel correlation below this -> noise
     min_detail: float = 1.5  # grey-level std of 8x8-pixel block means around a fitted plane, below this -> featureless
     min_brightness: float = 10.0  # mean grey level below this -> covered or unlit
@@ -72,7 +73,10 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
     # Every other pixel of every other row: a quarter of the work, and nothing these statistics look for
     # (blown-out areas, uncorrelated noise, missing structure, darkness) is finer than two pixels.
     r, g, b = rgb64[::2, ::2, 0], rgb64[::2, ::2, 1], rgb64[::2, ::2, 2]
-    saturated = float(np.count_nonzero(np.maximum(np.maximum(r, g), b) >= SATURATION_LEVEL)) / r.size
+    # Blown out towards white: one channel clipped and none dark. A colour cast that clips only the red channel
+    # of a brightly lit belt is not glare (a held-out stream read a third of its normal frames as glare so).
+    blown = (np.maximum(np.maximum(r, g), b) >= SATURATION_LEVEL) & (np.minimum(np.minimum(r, g), b) >= BLOWN_FLOOR)
+    saturated = float(np.count_nonzero(blown)) / r.size
     grey = (r.astype(np.float32) + g + b) * np.float32(1.0 / 3.0)
     brightness = float(grey.mean())
     centred = grey - np.float32(brightness)

@@ -36,6 +36,20 @@ def test_each_statistic_names_its_reason(make, reason: str) -> None:  # type: ig
     assert verdict.unknown and verdict.reason.startswith(reason), verdict
 
 
+def test_a_colour_cast_that_clips_one_channel_is_not_glare() -> None:
+    """A brightly lit belt under a warm cast clips its red channel over half the view: that is no glare (a
+    held-out stream read a third of its normal frames unknown so). Turned towards white, it is."""
+    rng = np.random.default_rng(3)
+    belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0]).astype(np.float32)
+    gain = 250.0 / np.percentile(belt[..., 0], 30)  # red clips over 70% of the view
+    warm = np.clip(belt * np.array([gain, 1.0, 0.8], np.float32), 0, 255).astype(np.uint8)
+    assert np.mean(warm[..., 0] >= 250) > 0.5  # the cast really clips red over most of the view
+    assert not judge_statistics(scene_statistics(warm), RULES).unknown
+    white = np.clip(belt * np.float32(255.0 / np.percentile(belt.min(axis=2), 30)), 0, 255).astype(np.uint8)
+    verdict = judge_statistics(scene_statistics(white), RULES)
+    assert verdict.unknown and verdict.reason.startswith("glare"), verdict
+
+
 def test_a_gradient_is_not_detail() -> None:
     """A smooth lighting ramp over a blank wall has no detail once the fitted plane is removed."""
     ramp = np.linspace(40, 200, 64)[None, :, None] * np.ones((64, 1, 3))
