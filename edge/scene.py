@@ -49,13 +49,21 @@ class SceneStatistics:
 
 @dataclass(frozen=True)
 class SceneVerdict:
-    """``unknown`` and why (empty when the scene is a belt)."""
+    """``unknown`` and why (empty when the scene is a belt); ``doubtful`` when the frame may not show a belt:
+    every unknown frame, and a frame whose unknown probability is above :data:`DOUBT_LEVEL` but below the card's
+    threshold. A doubtful frame says nothing about the flow (it does not feed the alert levels) and keeps a
+    region that reads unknown from reading the belt again."""
 
     unknown: bool
     reason: str = ""
+    doubtful: bool = False
 
 
 BELT = SceneVerdict(False, "")
+# The scene head's own midpoint. A cover over the lens can hold the head between 0.5 and the card's threshold
+# (calibrated for few false unknowns) for seconds, flickering across it while the alert output says "gap" on
+# every frame; belt frames, full or empty, sit near 0.
+DOUBT_LEVEL = 0.5
 
 
 @lru_cache(maxsize=4)
@@ -119,9 +127,15 @@ def judge_scene(rgb64: npt.NDArray[np.uint8], unknown_probability: float | None,
     detection benchmark refreshes them every third frame, which keeps the scene judges under a fifth
     of the invoke's cost).
     """
-    if unknown_probability is not None and rules.unknown_threshold is not None and unknown_probability >= rules.unknown_threshold:
-        return SceneVerdict(True, f"not a belt scene: model unknown probability {unknown_probability:.2f} >= {rules.unknown_threshold:.2f}")
-    return judge_statistics(stats if stats is not None else scene_statistics(rgb64), rules)
+    threshold = rules.unknown_threshold
+    if unknown_probability is not None and threshold is not None and unknown_probability >= threshold:
+        return SceneVerdict(True, f"not a belt scene: model unknown probability {unknown_probability:.2f} >= {threshold:.2f}", True)
+    verdict = judge_statistics(stats if stats is not None else scene_statistics(rgb64), rules)
+    if verdict.unknown:
+        return SceneVerdict(True, verdict.reason, True)
+    if unknown_probability is not None and threshold is not None and unknown_probability >= min(DOUBT_LEVEL, threshold):
+        return SceneVerdict(False, "", True)
+    return verdict
 
 
 class SceneWatch:
@@ -129,29 +143,34 @@ class SceneWatch:
 
     A single frame proves little either way (a hand enters over a few frames; a scene head may call
     one odd belt frame unknown), so the region reads unknown once at least ``enter_share`` of the
-    verdicts of the last ``window_s`` (and at least ``min_frames`` of them) said so, and reads the
-    belt again once no more than ``exit_share`` do. The hysteresis keeps a scene that the judges
-    call unknown most of the time (a hand: about two frames in three) from flickering.
+    verdicts of the last ``window_s`` (and at least ``min_frames`` of them) were doubtful, one of them
+    at least unknown, and reads the belt again once no more than ``exit_share`` are doubtful. The
+    hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
+    in three; a cover that holds the head just under its threshold: one in three) from flickering.
     """
 
     def __init__(self, window_s: float, min_frames: int, enter_share: float = 0.5, exit_share: float = 0.2) -> None:
         self.window_s, self.min_frames = window_s, min_frames
         self.enter_share, self.exit_share = enter_share, exit_share
-        self._verdicts: deque[tuple[float, bool]] = deque()
-        self._unknowns = 0
+        self._verdicts: deque[tuple[float, bool, bool]] = deque()  # (time, unknown, doubtful)
+        self._unknowns = self._doubts = 0
         self.unknown = False
         self.reason = ""
 
     def update(self, verdict: SceneVerdict, now: float) -> bool:
         """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown."""
-        self._verdicts.append((now, verdict.unknown))
+        doubtful = verdict.doubtful or verdict.unknown
+        self._verdicts.append((now, verdict.unknown, doubtful))
         self._unknowns += verdict.unknown
+        self._doubts += doubtful
         while self._verdicts and self._verdicts[0][0] <= now - self.window_s:
-            self._unknowns -= self._verdicts.popleft()[1]
+            _, was_unknown, was_doubtful = self._verdicts.popleft()
+            self._unknowns -= was_unknown
+            self._doubts -= was_doubtful
         if verdict.unknown:
             self.reason = verdict.reason
-        share = self._unknowns / len(self._verdicts)
-        if not self.unknown and self._unknowns >= self.min_frames and share >= self.enter_share:
+        share = self._doubts / len(self._verdicts)
+        if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
             self.unknown = True
         elif self.unknown and share <= self.exit_share:
             self.unknown = False
@@ -159,5 +178,5 @@ class SceneWatch:
 
     def reset(self) -> None:
         self._verdicts.clear()
-        self._unknowns = 0
+        self._unknowns = self._doubts = 0
         self.unknown, self.reason = False, ""

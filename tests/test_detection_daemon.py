@@ -51,6 +51,30 @@ def test_a_scene_that_is_not_a_belt_reads_unknown_with_an_event_and_never_alerts
     assert "alert" not in {level for _, level, _ in log.seen}
 
 
+def test_a_cover_that_holds_the_scene_head_just_under_its_threshold_reads_unknown_and_never_alerts() -> None:
+    """A cover over the lens, as the bundled model saw one in the detection hour: the scene head crosses the
+    card's threshold (0.88) on one frame in three and sits between 0.5 and 0.88 on the others, while the alert
+    output says 'gap' on every frame. The frames in doubt feed no level: state/belt reads unknown, never alert."""
+    from edge.scene import SceneRules
+
+    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
+                                     min_brightness=-1.0))
+    cover = range(150, 240)
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.99 if n in cover else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [(0.95 if n % 3 == 0 else 0.7) if n in cover else 0.02] * len(crops)
+
+    stream = HoldoutStream(5, Script(), fps=FPS)
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), FakeClassifier(alert, card=card, unknown=unknown), stream, 330)
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    during = [level for t, level, _ in log.seen if 10.6 <= t < 16.0]
+    assert during and set(during) == {"unknown"}
+    assert "alert" not in {level for _, level, _ in log.seen}
+
+
 def test_without_a_scene_head_the_statistics_still_catch_a_covered_lens() -> None:
     """A user's own single-output model: a black (covered) picture reads unknown by the image statistics alone."""
     from edge.scene import SceneRules
