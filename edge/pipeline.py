@@ -29,9 +29,10 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 # Image health judges seconds-long conditions; sampling it ten times a second is plenty and keeps
 # it off the per-frame budget at high frame rates. A frozen camera still repeats identical frames.
 HEALTH_INTERVAL_S = 0.1
-# The scene statistics judge conditions that last seconds too: refreshed five times a second they cost
-# about a tenth of the invoke at 15 fps (each 64x64 crop ~0.03 ms); the model's unknown head is read every frame.
-SCENE_STATS_INTERVAL_S = 0.2
+# The scene statistics judge conditions that last seconds too (glare, a cover, a wall): refreshed three times a
+# second they cost about a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms; five times a second was
+# over a fifth of the bundled model's invoke); the model's unknown head is read every frame.
+SCENE_STATS_INTERVAL_S = 1.0 / 3.0
 # Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
 MOTION_INTERVAL_S = 1.0 / 30.0
 

@@ -124,8 +124,8 @@ def judge_scene(rgb64: npt.NDArray[np.uint8], unknown_probability: float | None,
 
     ``stats`` lets a caller reuse statistics computed a moment ago: they judge conditions that last
     seconds, so a frame loop may refresh them a few times a second rather than every frame (the
-    detection benchmark refreshes them every third frame, which keeps the scene judges under a fifth
-    of the invoke's cost).
+    daemon's pipeline does so three times a second, which keeps the scene judges under a fifth of the
+    bundled model's invoke).
     """
     threshold = rules.unknown_threshold
     if unknown_probability is not None and threshold is not None and unknown_probability >= threshold:
