@@ -23,6 +23,7 @@ ambiguous to any frame-to-frame method (the rows look the same one pitch on); ke
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,7 +137,7 @@ class BeltMotion:
                 self._readings.append((now, widths_per_s))
         while self._readings and self._readings[0][0] < now - self.rules.window_s:
             self._readings.popleft()
-        speed = float(np.median([s for _, s in self._readings])) if self._readings else None
+        speed = float(statistics.median([s for _, s in self._readings])) if self._readings else None
         self._update_state(speed, now)
         return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence)
 

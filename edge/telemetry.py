@@ -6,8 +6,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 STAGES = ("capture", "preprocess", "inference", "levels", "publish")
 
@@ -18,6 +16,18 @@ def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
         return round(int(path.read_text().strip()) / 1000.0, 1)
     except (OSError, ValueError):
         return None
+
+
+def _percentiles(ordered: list[float], qs: tuple[float, ...]) -> list[float]:
+    """np.percentile's default (linear) method on sorted values; np.percentile would import numpy.ma (about 1.2 MB)."""
+    last = len(ordered) - 1
+    out = []
+    for q in qs:
+        pos = q / 100.0 * last
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        out.append(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+    return out
 
 
 class FrameStats:
@@ -50,7 +60,7 @@ class FrameStats:
         fps = self._window_frames / elapsed
         self._window_frames, self._window_start = 0, now
         if self.inference_ms:
-            p50, p99 = np.percentile(np.fromiter(self.inference_ms, float), [50, 99])
+            p50, p99 = _percentiles(sorted(self.inference_ms), (50, 99))
             latency: dict[str, float | None] = {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
         else:
             latency = {"p50": None, "p99": None}

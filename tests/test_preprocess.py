@@ -12,7 +12,7 @@ from converter.dataset import check_layout, load_split
 from edge.config import ImagesSource, parse_config
 from edge.inference import Classifier, load_runtime
 from edge.pipeline import Pipeline
-from edge.preprocess import Box, model_input, quantization_table, read_image_file, resize_rgb
+from edge.preprocess import Box, _plain_jpeg, model_input, quantization_table, read_image_file, resize_rgb
 from edge.simulator import still_frame
 from edge.sources.images import FolderReplay
 
@@ -65,6 +65,23 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     out = read_image_file(path)
     assert out.shape == (100, 60, 3)
     assert out[:10, :, 0].mean() > 200 and out[-10:, :, 0].mean() < 60  # the stripe is now along the top
+
+
+@pytest.mark.parametrize("options", [{"subsampling": 2, "quality": 85}, {"subsampling": 0, "quality": 92},
+                                     {"progressive": True, "quality": 75}, {"grey": True, "quality": 85}])
+def test_plain_jpegs_decode_to_the_same_pixels_as_pillow(tmp_path: Path, options: dict) -> None:  # type: ignore[type-arg]
+    """JPEGs without EXIF go to libjpeg-turbo through simplejpeg (no Pillow import on the device); the
+    training side may read them with Pillow: the input tensors must not depend on which decoded them."""
+    rgb = still_frame(np.random.default_rng(2), alert=False, size=(160, 120))
+    grey = options.pop("grey", False)
+    img = Image.fromarray(rgb).convert("L") if grey else Image.fromarray(rgb)
+    path = tmp_path / "plain.jpg"
+    img.save(path, **options)
+    assert _plain_jpeg(path) is not None  # the simplejpeg path is the one under test
+    out = read_image_file(path)
+    with Image.open(path) as reference:
+        expected = np.asarray(reference.convert("RGB"))
+    assert out.shape == expected.shape and np.array_equal(out, expected)
 
 
 def test_16_bit_images_are_scaled_by_bit_depth_not_their_own_peak(tmp_path: Path) -> None:

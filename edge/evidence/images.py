@@ -19,9 +19,15 @@ Pixels = npt.NDArray[np.uint8]
 
 def encode_jpeg(pixels: Pixels, quality: int = 85) -> bytes:
     """An HxWx3 uint8 RGB image as JPEG bytes."""
+    contiguous = np.ascontiguousarray(pixels)
+    try:
+        import simplejpeg
+    except ImportError:
+        pass
+    else:  # libjpeg-turbo straight from the array, without importing Pillow
+        return bytes(simplejpeg.encode_jpeg(contiguous, quality=quality, colorspace="RGB", colorsubsampling="420"))
     from PIL import Image
 
-    contiguous = np.ascontiguousarray(pixels)
     out = io.BytesIO()
     # frombuffer shares the array's memory: no copy of the frame (megabytes at camera resolutions).
     image = Image.frombuffer("RGB", (contiguous.shape[1], contiguous.shape[0]), contiguous, "raw", "RGB", 0, 1)

@@ -14,12 +14,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from edge.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:  # cryptography (~7.5 MB resident) is imported only when a key is loaded, made or used
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 KEY_ID_BYTES = 8
 PRIVATE_SUFFIX, PUBLIC_SUFFIX = ".key", ".pub"
@@ -31,6 +31,8 @@ class KeyFileError(ModelError):
 
 
 def key_id_of(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).digest()[:KEY_ID_BYTES].hex()
 
@@ -44,6 +46,8 @@ class PublicKey:
     key: Ed25519PublicKey
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self.key.verify(signature, message)
         except InvalidSignature:
@@ -77,6 +81,10 @@ def _read_key_file(path: Path, what: str) -> bytes:
 
 def load_public_key(path: Path) -> PublicKey:
     """An Ed25519 public key from a PEM file; :class:`KeyFileError` naming the file otherwise."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     data = _read_key_file(path, "public")
     try:
         key = serialization.load_pem_public_key(data)
@@ -90,6 +98,10 @@ def load_public_key(path: Path) -> PublicKey:
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> Signer:
     """An Ed25519 private key from a PEM file (decrypted with ``passphrase`` when it is encrypted)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_key_file(path, "private")
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
@@ -124,6 +136,9 @@ def generate_key_pair(directory: Path, name: str, passphrase: bytes | None = Non
     for path in (private_path, public_path):
         if path.exists():
             raise KeyFileError(f"{path}: already exists; keys are never overwritten (choose another --name or folder)")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
