@@ -48,6 +48,22 @@ def test_status_reports_each_roi_level_smoothed_probability_health_fps_and_model
     assert status["levels"]["alert"] == {"enter": 0.6, "exit": 0.4}
 
 
+def test_status_names_the_model_deciding_now_after_a_switch(tmp_path: Path) -> None:
+    """A model switched in at run time (a promote or a rollback does this): /api/status names it and its runtime."""
+    from edge.fakes import FakeCard, FakeClassifier
+
+    device = start_console_daemon(tmp_path)
+    try:
+        http = Http(device.url)
+        wait_for(lambda: http.json("/api/status")["model_sha256"] == "f" * 64, 10, "the first model")
+        successor = FakeClassifier(lambda crops, _: [0.05] * len(crops), card=FakeCard(tflite_sha256="a" * 64))
+        device.daemon.call_soon(lambda: device.daemon.use_classifier(successor)).result(10)
+        wait_for(lambda: http.json("/api/status")["model_sha256"] == "a" * 64, 10, "the console naming the new model")
+        assert http.json("/api/status")["runtime"] == "fake 0"
+    finally:
+        device.stop()
+
+
 def test_frame_jpg_is_a_real_jpeg_of_the_current_frame(running: ConsoleDaemon, http: Http) -> None:
     """GET /api/frame.jpg decodes to the camera's frame of the sequence number it names."""
     status, headers, body = http.get("/api/frame.jpg")

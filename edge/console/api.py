@@ -104,7 +104,7 @@ def status(server: ConsoleServer) -> dict[str, Any]:
                  "age_s": round(max(0.0, time.monotonic() - latest.frame.monotonic), 3)}
     lv, capture = config.levels, parts.capture
     return {
-        "device": parts.identity, "model_sha256": parts.model_sha256, "runtime": parts.runtime, "time": time.time(),
+        "device": parts.identity, "model_sha256": parts.model_sha256(), "runtime": parts.runtime(), "time": time.time(),
         "summary": str(state.summary) if state is not None else "unknown",
         "health": str(state.health) if state is not None else "ok",
         "health_reason": latest.result.health_reason if latest is not None else "",

@@ -77,8 +77,8 @@ class ConsoleParts:
     settings: ConsoleSettings
     live: LiveState
     identity: dict[str, str]
-    model_sha256: str
-    runtime: str
+    model_sha256: Callable[[], str]  # the model deciding now (a promote or rollback switches it at run time)
+    runtime: Callable[[], str]
     running_config: Callable[[], EdgeConfig]
     editor: RoiEditor
     link: Callable[[], LinkStatus] | None = None

@@ -228,7 +228,7 @@ def _console(daemon: Daemon, config_path: Path | None, identity: DeviceIdentity,
 
     editor = RoiEditor(config_path, lambda: daemon.config, apply)
     parts = ConsoleParts(config.console, LiveState(lambda: daemon.pipeline.rois),
-                         {"site": identity.site, "line": identity.line, "name": identity.device}, daemon.model_sha256,
-                         daemon.runtime_label, lambda: daemon.config, editor, link,
+                         {"site": identity.site, "line": identity.line, "name": identity.device}, lambda: daemon.model_sha256,
+                         lambda: daemon.runtime_label, lambda: daemon.config, editor, link,
                          recorder.records if recorder is not None else None, capture, Dataset(capture.records), users)
     return Console(parts, announce)
