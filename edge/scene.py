@@ -83,9 +83,11 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
     r, g, b = rgb64[::2, ::2, 0], rgb64[::2, ::2, 1], rgb64[::2, ::2, 2]
     # Blown out towards white: one channel clipped and none dark. A colour cast that clips only the red channel
     # of a brightly lit belt is not glare (a held-out stream read a third of its normal frames as glare so).
-    blown = (np.maximum(np.maximum(r, g), b) >= SATURATION_LEVEL) & (np.minimum(np.minimum(r, g), b) >= BLOWN_FLOOR)
-    saturated = float(np.count_nonzero(blown)) / r.size
     grey = (r.astype(np.float32) + g + b) * np.float32(1.0 / 3.0)
+    saturated = 0.0
+    if float(grey.max()) >= (SATURATION_LEVEL + 2 * BLOWN_FLOOR) / 3:  # else no pixel can be blown out: skip the test
+        blown = (np.maximum(np.maximum(r, g), b) >= SATURATION_LEVEL) & (np.minimum(np.minimum(r, g), b) >= BLOWN_FLOOR)
+        saturated = float(np.count_nonzero(blown)) / r.size
     brightness = float(grey.mean())
     centred = grey - np.float32(brightness)
     energy = float(np.vdot(centred, centred))
