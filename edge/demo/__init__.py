@@ -34,6 +34,15 @@ from edge.service.logs import setup_logging
 DEMO_PREFIX = "plant/demo-site/line-1/edge-demo"
 CONSOLE_PORT = 8080  # the console's port when it is free, else any free one
 UNTIL_STOPPED_S = 3600.0  # drops are scripted for the first hour of a demo that runs until Ctrl-C
+_STDOUT = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line to stdout. The subscriber's thread and the console's announce both print: print() writes
+    the text and its newline separately, so two threads could splice their lines into one (seen in CI)."""
+    with _STDOUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class PrintingSubscriber:
@@ -55,7 +64,7 @@ class PrintingSubscriber:
         payload = message.payload.decode("utf-8", "replace")
         self.messages.append((time.monotonic() - self._t0, message.topic, payload, bool(message.retain)))
         retained = " (retained)" if message.retain else ""
-        print(f"{time.monotonic() - self._t0:6.2f}s  {message.topic}{retained}  {payload}", flush=True)
+        say(f"{time.monotonic() - self._t0:6.2f}s  {message.topic}{retained}  {payload}")
         if message.topic.endswith("/status") and payload == "offline":
             self.offline.set()
 
@@ -122,7 +131,7 @@ def run_demo(broker: str | None, seconds: float | None, runtime: str, console: b
             print(f"edge-daemon: {exc}", file=sys.stderr)
             return 4
         host, port = local.host, local.port
-        print(f"# broker: mosquitto ({local.binary}) on {host}:{port}", flush=True)
+        say(f"# broker: mosquitto ({local.binary}) on {host}:{port}")
     else:
         host, _, port_text = broker.rpartition(":")
         if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -144,14 +153,13 @@ def run_demo(broker: str | None, seconds: float | None, runtime: str, console: b
             return 4
         subscriber.subscribed.wait(5)
         length = f"{seconds:.0f} s" if seconds is not None else "until Ctrl-C"
-        print(f"# daemon: bundled int8 model, simulated camera at 15 fps, drops in flow at 3-7 s and 11-15 s"
-              f"{' then every 16 s' if seconds is None or seconds > 27 else ''}; subscriber on plant/# prints below ({length})",
-              flush=True)
+        say(f"# daemon: bundled int8 model, simulated camera at 15 fps, drops in flow at 3-7 s and 11-15 s"
+            f"{' then every 16 s' if seconds is None or seconds > 27 else ''}; subscriber on plant/# prints below ({length})")
         stop = threading.Event()
         install_signal_handlers(stop)
 
         def announce(url: str) -> None:
-            print(f"console: {url}", flush=True)
+            say(f"console: {url}")
 
         daemon = build_daemon(config, stop, config_path=config_path, announce_console=announce)
         code = daemon.run()
@@ -159,9 +167,9 @@ def run_demo(broker: str | None, seconds: float | None, runtime: str, console: b
         subscriber.close()
     if local:
         local.close()
-    print("# summary of level events:")
+    say("# summary of level events:")
     for line in _summary(subscriber.messages) or ["  (none)"]:
-        print(line)
-    print(f"# {len(subscriber.messages)} messages received; the device is now offline. Done.", flush=True)
+        say(line)
+    say(f"# {len(subscriber.messages)} messages received; the device is now offline. Done.")
     logging.shutdown()
     return code
