@@ -26,12 +26,20 @@ from edge.errors import SourceError
 SCALES = (1, 2, 4, 8)
 
 
-def _simplejpeg() -> Any:
+def optional_simplejpeg() -> Any | None:
+    """simplejpeg when installed, else None (callers that can fall back to Pillow use this)."""
     try:
         import simplejpeg
-    except ImportError as exc:
-        raise SourceError("JPEG decoding needs simplejpeg: pip install 'conveyor-watch[camera]'") from exc
+    except ImportError:
+        return None
     return simplejpeg
+
+
+def _simplejpeg() -> Any:
+    module = optional_simplejpeg()
+    if module is None:
+        raise SourceError("JPEG decoding needs simplejpeg: pip install 'conveyor-watch[camera]'")
+    return module
 
 
 def is_jpeg(data: bytes | npt.NDArray[np.uint8]) -> bool:

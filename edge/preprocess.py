@@ -166,17 +166,16 @@ def _plain_jpeg(path: Path) -> Uint8Image | None:
     straight into the array (simplejpeg, when installed): the same pixels as Pillow's decode, without
     Pillow's import (about 4 MB resident) and its intermediate copies (about 4 MB per 640x480 frame).
     None: let Pillow read it."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        return None
-    try:
-        import simplejpeg
-    except ImportError:
+    from edge.jpeg import is_jpeg, optional_simplejpeg
+
+    simplejpeg = optional_simplejpeg() if path.suffix.lower() in (".jpg", ".jpeg") else None
+    if simplejpeg is None:
         return None
     try:
         data = path.read_bytes()
     except OSError:
         return None  # Pillow's path names the problem
-    if data[:2] != b"\xff\xd8" or b"Exif\x00\x00" in data[:65536]:
+    if not is_jpeg(data) or b"Exif\x00\x00" in data[:65536]:
         return None
     try:
         if simplejpeg.decode_jpeg_header(data)[2] not in ("YCbCr", "Gray"):

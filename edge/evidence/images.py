@@ -12,6 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from edge.jpeg import optional_simplejpeg
 from edge.preprocess import Box
 
 Pixels = npt.NDArray[np.uint8]
@@ -20,11 +21,8 @@ Pixels = npt.NDArray[np.uint8]
 def encode_jpeg(pixels: Pixels, quality: int = 85) -> bytes:
     """An HxWx3 uint8 RGB image as JPEG bytes."""
     contiguous = np.ascontiguousarray(pixels)
-    try:
-        import simplejpeg
-    except ImportError:
-        pass
-    else:  # libjpeg-turbo straight from the array, without importing Pillow
+    simplejpeg = optional_simplejpeg()
+    if simplejpeg is not None:  # libjpeg-turbo straight from the array, without importing Pillow
         return bytes(simplejpeg.encode_jpeg(contiguous, quality=quality, colorspace="RGB", colorsubsampling="420"))
     from PIL import Image
 
