@@ -17,6 +17,7 @@ from edge.config import EdgeConfig
 from edge.health import HealthRules, ImageHealth
 from edge.levels import AlertLevels, LevelChange, LevelRules, bands_from_threshold
 from edge.motion import BeltMotion, MotionReading, MotionRules, small_grey
+from edge.palette import FOREIGN_LIMIT, BeltPalette
 from edge.preprocess import Box, quantization_table, resize_rgb
 from edge.scene import BELT, SceneRules, SceneStatistics, SceneVerdict, SceneWatch, judge_scene, scene_statistics
 from edge.sources.base import Frame
@@ -33,6 +34,8 @@ HEALTH_INTERVAL_S = 0.1
 # second they cost about a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms; five times a second was
 # over a fifth of the bundled model's invoke); the model's unknown head is read every frame.
 SCENE_STATS_INTERVAL_S = 1.0 / 3.0
+# A ready belt palette (edge.palette) learns from one frame every few seconds: the colours of a belt change slowly.
+PALETTE_LEARN_INTERVAL_S = 3.0
 # Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
 MOTION_INTERVAL_S = 1.0 / 30.0
 
@@ -87,6 +90,10 @@ class Pipeline:
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
         self._stats: dict[str, SceneStatistics] = {}
+        # Each ROI's belt colours, learned from frames with product in view; None when scene.belt_colours is off.
+        self.palettes = {name: BeltPalette() for name, _ in self.rois} if config.scene.belt_colours else None
+        self._foreign: dict[str, float | None] = {}
+        self._next_learn: dict[str, float] = {}
         self._verdicts: list[SceneVerdict] = [BELT] * len(self.rois)
         self.level_before_scene: dict[str, Level] = {}  # the level of each ROI when its scene stopped being a belt
         self._next_stats = float("-inf")
@@ -126,6 +133,8 @@ class Pipeline:
         for levels in self.levels.values():
             levels.rules = rules
         self.bands = {"warning": (rules.enter[1], rules.exit[1]), "alert": (rules.enter[2], rules.exit[2])}
+        # A frame teaches its ROI's belt colours only when the model sees product in it: well under the threshold.
+        self._learn_below = 0.5 * float(classifier.card.threshold)
         scene = getattr(classifier.card, "scene", None)
         self.scene_rules: SceneRules | None = scene if self.config.scene.enabled and isinstance(scene, SceneRules) else None
 
@@ -187,12 +196,15 @@ class Pipeline:
         if rules is None:
             self._verdicts = [BELT] * len(self.rois)
             return {}
-        if now >= self._next_stats:
+        refresh = now >= self._next_stats
+        if refresh:
             self._stats = {name: scene_statistics(self._crops[i]) for i, (name, _) in enumerate(self.rois)}
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         unknown = scores.unknown
         self._verdicts = [judge_scene(self._crops[i], None if unknown is None else float(unknown[i]), rules, self._stats[name])
                           for i, (name, _) in enumerate(self.rois)]
+        if self.palettes is not None:
+            self._judge_colours(scores, refresh, now)
         not_a_belt = {}
         for (name, _), verdict in zip(self.rois, self._verdicts, strict=True):
             watch, was_unknown = self.scenes[name], self.scenes[name].unknown
@@ -203,6 +215,28 @@ class Pipeline:
             elif was_unknown:  # the belt is back: carry on from that level, without the frames fed meanwhile
                 self.levels[name].restart(self.level_before_scene.pop(name, Level.OK))
         return not_a_belt
+
+    def _judge_colours(self, scores: Scores, refresh: bool, now: float) -> None:
+        """Teach each ROI the colours of frames that show product and that the other judges call a belt; overrule a
+        belt verdict when a frame without product (the model sees a gap) is mostly in colours never seen there.
+
+        Both run at the statistics' cadence at most, and only where they can matter: the judgement on frames the
+        model would alert on (a gap, or a wall or cover it takes for one), the learning every few seconds once
+        the palette is ready. A running line then pays for neither on almost every frame."""
+        assert self.palettes is not None
+        for i, (name, _) in enumerate(self.rois):
+            palette, verdict, alert = self.palettes[name], self._verdicts[i], float(scores.alert[i])
+            if refresh:
+                sees_product = alert < self._learn_below
+                self._foreign[name] = None if sees_product or verdict.unknown else palette.foreign_share(self._crops[i])
+                if (sees_product and not verdict.doubtful and self.health.verdict == Health.OK
+                        and (not palette.ready or now >= self._next_learn.get(name, float("-inf")))):
+                    palette.learn(self._crops[i])
+                    self._next_learn[name] = now + PALETTE_LEARN_INTERVAL_S
+            share = self._foreign.get(name)
+            if share is not None and share > FOREIGN_LIMIT and not verdict.unknown:
+                self._verdicts[i] = SceneVerdict(
+                    True, f"not the belt's colours: {share:.0%} of the view in colours its belt and product never showed there", True)
 
     def _belt_motion(self, frame: Frame) -> MotionReading | None:
         if self.motion is None:

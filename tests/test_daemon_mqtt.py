@@ -45,6 +45,38 @@ def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(
     assert telemetry and all(t["runtime"].startswith(runtime_name) for t in telemetry)
 
 
+def test_a_recorded_stream_replayed_from_image_files_as_fast_as_possible_gives_the_same_alerts(
+        tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
+    """How an evaluator replays a held-out stream: its frames as JPEG files, ``source: images`` with ``realtime:
+    false`` (as fast as the daemon takes them, each frame stamped with the time it was taken at). Each drop gives
+    one alert and one recovery, nothing else (before the frames carried stream time, this gave none at all)."""
+    from PIL import Image
+
+    from edge.simulator.stream import ConveyorStream, Drop
+
+    fps, seconds = 20, 27.0
+    stream = ConveyorStream(3, (160, 120), 160.0, tuple(Drop(d["start_s"], d["duration_s"]) for d in DROPS))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(int(seconds * fps)):
+        Image.fromarray(stream.frame_at(i / fps)).save(folder / f"{i:05d}.jpg", quality=90)
+    sub: Subscriber = subscribe(mosquitto)
+    config = daemon_config(tmp_path, mosquitto)
+    config["source"] = {"type": "images", "folder": str(folder), "fps": fps, "loop": False, "realtime": False}
+    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
+    try:
+        assert daemon.wait(90) == 0, daemon.log()
+    finally:
+        daemon.close()
+    sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.payload == "offline" for m in ms), what="offline")
+    assert "source images ended after 540 frames" in daemon.log()
+    transitions = [(e["previous"], e["level"]) for e in sub.events() if e.get("roi") == "belt"]
+    assert transitions == [("ok", "alert"), ("alert", "ok")] * len(DROPS), transitions
+    alerts = [e["frame_seq"] / fps for e in sub.events() if e.get("level") == "alert"]
+    for at, drop in zip(alerts, DROPS, strict=True):
+        assert drop["start_s"] < at < drop["start_s"] + drop["duration_s"] + 2.5, (at, drop)
+
+
 def test_retained_status_and_state_reach_a_late_subscriber(tmp_path: Path, mosquitto: Mosquitto, subscribe) -> None:
     """A subscriber arriving after start-up gets the retained status (the summary), health and state at once."""
     config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 600, "drops": []})

@@ -14,7 +14,7 @@ from benchmarks.streams import run_daemon
 from converter.holdout import HoldoutStream, Script
 from edge.config import BUNDLED_MODEL, parse_config
 from edge.events import BeltChanged, LevelChanged
-from edge.fakes import FakeCard, FakeClassifier
+from edge.fakes import HEAD_ONLY, FakeCard, FakeClassifier
 from edge.inference import Classifier, load_runtime
 from edge.state import Belt, Level
 
@@ -136,6 +136,33 @@ def stream_again(seed: int) -> HoldoutStream:
 @pytest.fixture(scope="module")
 def bundled() -> Classifier:
     return Classifier.from_files(BUNDLED_MODEL, load_runtime("auto"))
+
+
+@pytest.mark.parametrize("belt_colours", [True, False])
+def test_a_wall_the_scene_judges_miss_reads_unknown_by_the_belt_colours_and_a_gap_still_alerts(belt_colours: bool) -> None:
+    """A camera knocked towards a wall that the scene head and the image statistics both miss, and that the alert
+    output takes for a gap on every frame (as the bundled model did on an evaluator's textured wall): the ROI has
+    learned its belt's colours from the running line, so state/belt reads unknown, never alert. A real gap on the
+    same belt still alerts. Without the palette (scene.belt_colours false) the wall raises an alert."""
+    stream = HoldoutStream(20261127, Script(gaps=((10.0, 3.0),), episodes=(("grey_wall", 30.0, 6.0),)), fps=FPS)
+    first, last = stream.gap_visible_span(0)
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        t = n / FPS
+        return [0.97 if first <= t < last or 30.0 <= t < 36.0 else 0.05] * len(crops)
+
+    card = FakeCard(scene=HEAD_ONLY)  # the statistics can trip on nothing, and the head never says unknown
+    classifier = FakeClassifier(alert, card=card, unknown=lambda crops, n: [0.02] * len(crops))
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}, scene={"belt_colours": belt_colours}), classifier, stream,
+                                   int(42 * FPS))
+    if not belt_colours:
+        assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok")] * 2
+        return
+    assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok"), ("ok", "unknown"), ("unknown", "ok")]
+    into = next(c for c in publisher.level_changes if c.level == Level.UNKNOWN)
+    assert into.reason.startswith("not a belt scene: not the belt's colours")
+    during = [level for t, level, _ in log.seen if 31.0 <= t < 36.0]
+    assert during and set(during) == {"unknown"}
 
 
 TEN_GAPS = Script(gaps=tuple((10.0 + 14.0 * k, 2.2 + 0.25 * k) for k in range(10)), missing_rows=(17.0, 45.0, 101.0),

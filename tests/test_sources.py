@@ -50,6 +50,22 @@ def test_image_folder_replays_once_or_loops(tmp_path: Path) -> None:
     assert all(looping.read() is not None for _ in range(7))
 
 
+def test_an_image_folder_replayed_as_fast_as_possible_carries_stream_time(tmp_path: Path) -> None:
+    """``realtime: false`` replays a recorded stream faster than it was taken; each frame must then carry the time it
+    was taken at (seq / fps), or every window and dwell of the levels sees hundreds of frames in a few milliseconds
+    (an evaluator's 10-gap stream replayed so raised no alert at all). Looping goes on counting time."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(still_frame(rng, alert=False, size=(160, 120))).save(tmp_path / f"f{i}.png")
+    source = open_source(source_config({"type": "images", "folder": str(tmp_path), "fps": 4.0, "loop": True, "realtime": False}))
+    source.open()
+    frames = [source.read() for _ in range(7)]
+    assert all(f is not None for f in frames)
+    assert np.allclose(np.diff([f.monotonic for f in frames]), 0.25)
+    assert np.allclose(np.diff([f.wall for f in frames]), 0.25)
+    assert [f.seq for f in frames] == list(range(7))
+
+
 def test_image_folder_errors_name_the_problem(tmp_path: Path) -> None:
     """An empty folder fails to open; a corrupt file fails to read, naming the file."""
     empty = open_source(source_config({"type": "images", "folder": str(tmp_path), "realtime": False}))

@@ -91,7 +91,8 @@ class ImagesSource(Section):
     folder: str
     fps: Annotated[float, Field(gt=0.0, le=240.0)] = 5.0
     loop: bool = True
-    realtime: bool = True
+    realtime: bool = Field(default=True, description="pace frames at fps; false replays as fast as possible, stamping "
+                                                     "each frame with the time it was taken at (seq / fps)")
 
 
 class OpenCVSource(Section):
@@ -179,6 +180,9 @@ class Scene(Section):
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
         default=0.6, description="a ROI reads unknown once half the frames of this window were judged not a belt scene")
+    belt_colours: bool = Field(
+        default=True, description="each ROI learns the colours of its belt and product while the line runs; "
+                                  "a view mostly in other colours (a wall, a cover) reads unknown")
 
 
 class Belt(Section):

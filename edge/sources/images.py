@@ -1,4 +1,9 @@
-"""Replay a folder of image files as a camera (sorted by name; once or looping)."""
+"""Replay a folder of image files as a camera (sorted by name; once or looping).
+
+``realtime: true`` paces the files at ``fps``; ``realtime: false`` reads them as fast as the daemon takes them and
+stamps each with the time it was taken at (``seq / fps`` after the start), so that a recorded stream replayed in
+seconds is judged as if it ran at its own frame rate.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ class FolderReplay:
         self._index = 0
         self._seq = 0
         self._pacer = Pacer(config.fps)
+        self._t0_mono, self._t0_wall = time.monotonic(), time.time()
 
     def open(self) -> None:
         folder = Path(self.config.folder)
@@ -47,7 +53,12 @@ class FolderReplay:
             pixels = read_image_file(path)
         except ValueError as exc:
             raise SourceError(str(exc)) from exc
-        frame = Frame(pixels, self._seq, time.monotonic(), time.time())
+        if self.config.realtime:
+            mono, wall = time.monotonic(), time.time()
+        else:  # stream time: every window, dwell and rate sees the frames as the camera took them
+            t = self._seq / self.config.fps
+            mono, wall = self._t0_mono + t, self._t0_wall + t
+        frame = Frame(pixels, self._seq, mono, wall)
         self._seq += 1
         return frame
 
