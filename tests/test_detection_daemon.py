@@ -138,6 +138,51 @@ def bundled() -> Classifier:
     return Classifier.from_files(BUNDLED_MODEL, load_runtime("auto"))
 
 
+class HeldCover:
+    """The stream, but from 10 s to 17 s a textured cover (a cloth, a sheet of card) is held still in front of the
+    lens: each frame the same picture with a little sensor noise."""
+
+    def __init__(self, stream: HoldoutStream) -> None:
+        from PIL import Image
+
+        self.stream, self.fps = stream, stream.fps
+        rng = np.random.default_rng(8)
+        coarse = (rng.random((12, 16, 3)) * 60 + np.array([120, 90, 60])).astype(np.uint8)
+        self._cloth = np.asarray(Image.fromarray(coarse).resize((320, 240), Image.Resampling.BICUBIC), np.float32)
+        self._noise = np.random.default_rng(9)
+
+    def frame(self, i: int) -> np.ndarray:
+        pixels = self.stream.frame(i)
+        if 10.0 <= i / self.fps < 17.0:
+            return np.clip(self._cloth + self._noise.normal(0, 2, self._cloth.shape), 0, 255).astype(np.uint8)
+        return pixels
+
+
+def test_a_cover_held_still_is_not_a_stopped_belt() -> None:
+    """While the scene is not a belt, the picture says nothing about the belt's motion either: a still cover that the
+    scene head flags on one frame in three (and holds in doubt on the others) reads unknown on state/belt and
+    leaves the belt 'moving', not 'stopped' (which would turn status to alert). Seen by an evaluator: a covered
+    lens and a wall each reported the belt stopped."""
+    from edge.scene import SceneRules
+
+    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
+                                     min_brightness=-1.0))
+    cover = range(150, 255)
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.99 if n in cover else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [(0.95 if n % 3 == 0 else 0.7) if n in cover else 0.02] * len(crops)
+
+    stream = HeldCover(HoldoutStream(5, Script(), fps=FPS))
+    publisher, log, _ = run_daemon(config(), FakeClassifier(alert, card=card, unknown=unknown), stream, int(22 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    belts = {belt for t, _, belt in log.seen if t >= 3.0}
+    assert belts == {"moving"}, belts
+    assert not [c for c in publisher.changes if isinstance(c, BeltChanged)]
+
+
 @pytest.mark.parametrize("belt_colours", [True, False])
 def test_a_wall_the_scene_judges_miss_reads_unknown_by_the_belt_colours_and_a_gap_still_alerts(belt_colours: bool) -> None:
     """A camera knocked towards a wall that the scene head and the image statistics both miss, and that the alert
