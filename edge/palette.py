@@ -25,17 +25,18 @@ import numpy.typing as npt
 
 BINS = 32  # chromaticity bins per axis: 1/32 of the range, about the spread of one surface under sensor noise
 CELLS = 4  # the view is judged in CELLS x CELLS places: the camera is fixed, so each place has its own colours
-DARK_SUM = 60  # R+G+B below this: the chromaticity is mostly noise (shadows, chips), so such pixels are not judged
+DARK_SUM = 60  # R+G+B below this: the chromaticity is mostly noise, so such a block only counts as "dark" (a colour of
+# its own: a dark cover over a place that was never dark is foreign there; a dark belt or a night shift is learned)
 EDGE_SPREAD = 90  # a 2x2 block whose channels span more than this in total straddles an edge (sensor noise spans ~30-80)
 KNOWN_MASS = 0.01  # a colour is known in a place when this share of its learned pixels had it (or a neighbouring bin)
-LEARN_RATE = 1.0 / 20.0  # once ready, each learned frame weighs this much (one every 3 s: about a minute of memory)
-READY_AFTER = 9  # learned frames (3 s of a running line at the pipeline's cadence) before the judge speaks
+LEARN_RATE = 1.0 / 8.0  # once ready, each learned frame weighs this much (one every 10 s: about a minute of memory)
+READY_AFTER = 9  # learned frames (under 4 s of a running line at the pipeline's cadence) before the judge speaks
 FOREIGN_LIMIT = 0.25  # more than this share of a frame's judged blocks in colours never seen there: not the belt
 
 
 def place_and_colour(rgb64: npt.NDArray[np.uint8]) -> npt.NDArray[np.intp]:
-    """For each 4x4 block of the crop that is one surface (not an edge between two) and bright enough to judge: its
-    place (cell) and chromaticity bin as one flat index into a (CELLS * CELLS, BINS, BINS) table.
+    """For each 4x4 block of the crop that is one surface (not an edge between two): its place (cell) and colour (a
+    chromaticity bin, or "dark") as one flat index into a (CELLS * CELLS, PER_PLACE) table.
 
     A block is judged by four of its pixels, two apart (a sixteenth of the crop: a few tens of microseconds).
     Edges are left out because their pixels blend two colours: between an orange product and a blue belt the
@@ -47,9 +48,11 @@ def place_and_colour(rgb64: npt.NDArray[np.uint8]) -> npt.NDArray[np.intp]:
     summed += c
     summed += d
     total = summed.sum(axis=2)
-    keep = (total >= 4 * DARK_SUM) & (spread <= EDGE_SPREAD)
-    rg: npt.NDArray[np.int32] = np.minimum(summed[keep][:, :2] * BINS // total[keep][:, None], BINS - 1)
-    index: npt.NDArray[np.intp] = (_place_offsets(keep.shape[0])[keep] + rg[:, 0] * BINS + rg[:, 1]).astype(np.intp)
+    keep = spread <= EDGE_SPREAD
+    total = total[keep]
+    rg: npt.NDArray[np.int32] = np.minimum(summed[keep][:, :2] * BINS // np.maximum(total, 1)[:, None], BINS - 1)
+    colour = np.where(total >= 4 * DARK_SUM, rg[:, 0] * BINS + rg[:, 1], DARK_BIN)
+    index: npt.NDArray[np.intp] = (_place_offsets(keep.shape[0])[keep] + colour).astype(np.intp)
     return index
 
 
@@ -57,10 +60,12 @@ def place_and_colour(rgb64: npt.NDArray[np.uint8]) -> npt.NDArray[np.intp]:
 def _place_offsets(side: int) -> npt.NDArray[np.int32]:
     """Each block's table offset for its place: row-major CELLS x CELLS places over a side x side grid of blocks."""
     cell = np.arange(side) * CELLS // side
-    return ((cell[:, None] * CELLS + cell[None, :]) * (BINS * BINS)).astype(np.int32)
+    return ((cell[:, None] * CELLS + cell[None, :]) * PER_PLACE).astype(np.int32)
 
 
-TABLE = CELLS * CELLS * BINS * BINS
+PER_PLACE = BINS * BINS + 1  # the chromaticity bins and one for "dark"
+DARK_BIN = BINS * BINS
+TABLE = CELLS * CELLS * PER_PLACE
 
 
 class BeltPalette:
@@ -81,23 +86,27 @@ class BeltPalette:
         index = place_and_colour(rgb64)
         if index.size == 0:
             return
-        counts = np.bincount(index, minlength=TABLE).reshape(CELLS * CELLS, -1).astype(np.float64)
-        frame = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)  # each place's colour shares
+        place = index // PER_PLACE
+        blocks_per_place = np.bincount(place, minlength=CELLS * CELLS)
         rate = max(LEARN_RATE, 1.0 / (self.learned + 1))  # a plain mean over the first frames, then a moving one
-        self._mass += rate * (frame.reshape(-1) - self._mass)
+        # mass <- (1 - rate) * mass + rate * (each place's colour shares in this frame), in two passes
+        self._mass *= 1.0 - rate
+        self._mass += np.bincount(index, weights=rate / blocks_per_place[place], minlength=TABLE)
         self.learned += 1
         self._known = None
 
     def foreign_share(self, rgb64: npt.NDArray[np.uint8]) -> float | None:
-        """The share of the frame's judged pixels in colours never seen at their place; None until the palette is
-        ready (or when the whole frame is too dark to judge: the statistics' brightness limit judges that)."""
+        """The share of the frame's judged blocks in colours never seen at their place; None until the palette is
+        ready (or when every block straddles an edge)."""
         if not self.ready:
             return None
         index = place_and_colour(rgb64)
         if index.size == 0:
             return None
         if self._known is None:
-            self._known = _with_neighbours(self._mass.reshape(CELLS * CELLS, BINS, BINS) >= KNOWN_MASS).reshape(-1)
+            seen = self._mass.reshape(CELLS * CELLS, PER_PLACE) >= KNOWN_MASS
+            colours = _with_neighbours(seen[:, :DARK_BIN].reshape(CELLS * CELLS, BINS, BINS)).reshape(CELLS * CELLS, DARK_BIN)
+            self._known = np.concatenate([colours, seen[:, DARK_BIN:]], axis=1).reshape(-1)
         return float(np.count_nonzero(~self._known[index])) / index.size
 
     def reset(self) -> None:

@@ -19,7 +19,7 @@ from edge.levels import AlertLevels, LevelChange, LevelRules, bands_from_thresho
 from edge.motion import BeltMotion, MotionReading, MotionRules, small_grey
 from edge.palette import FOREIGN_LIMIT, BeltPalette
 from edge.preprocess import Box, quantization_table, resize_rgb
-from edge.scene import BELT, SceneRules, SceneStatistics, SceneVerdict, SceneWatch, judge_scene, scene_statistics
+from edge.scene import BELT, SceneRules, SceneVerdict, SceneWatch, combine_verdicts, judge_statistics, scene_statistics
 from edge.sources.base import Frame
 from edge.state import Health, Level
 
@@ -30,12 +30,13 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 # Image health judges seconds-long conditions; sampling it ten times a second is plenty and keeps
 # it off the per-frame budget at high frame rates. A frozen camera still repeats identical frames.
 HEALTH_INTERVAL_S = 0.1
-# The scene statistics judge conditions that last seconds too (glare, a cover, a wall): refreshed three times a
-# second they cost about a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms; five times a second was
-# over a fifth of the bundled model's invoke); the model's unknown head is read every frame.
-SCENE_STATS_INTERVAL_S = 1.0 / 3.0
-# A ready belt palette (edge.palette) learns from one frame every few seconds: the colours of a belt change slowly.
-PALETTE_LEARN_INTERVAL_S = 3.0
+# The scene statistics judge conditions that last seconds too (glare, a cover, a wall): refreshed two and a half
+# times a second they cost under a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms; five times a second
+# was over a fifth of the bundled model's invoke, and the belt palette shares this cadence); the model's unknown head
+# is read every frame.
+SCENE_STATS_INTERVAL_S = 0.4
+# A ready belt palette (edge.palette) learns from one frame every ten seconds: the colours of a belt change slowly.
+PALETTE_LEARN_INTERVAL_S = 10.0
 # Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
 MOTION_INTERVAL_S = 1.0 / 30.0
 
@@ -89,10 +90,10 @@ class Pipeline:
         lv = config.levels
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
-        self._stats: dict[str, SceneStatistics] = {}
+        self._stats_verdicts: list[SceneVerdict] = [BELT] * len(self.rois)  # the image statistics', refreshed a few times a second
         # Each ROI's belt colours, learned from frames with product in view; None when scene.belt_colours is off.
         self.palettes = {name: BeltPalette() for name, _ in self.rois} if config.scene.belt_colours else None
-        self._foreign: dict[str, float | None] = {}
+        self._foreign: dict[int, float] = {}  # ROI index -> share of foreign colours, for ROIs over the limit
         self._next_learn: dict[str, float] = {}
         self._verdicts: list[SceneVerdict] = [BELT] * len(self.rois)
         self.level_before_scene: dict[str, Level] = {}  # the level of each ROI when its scene stopped being a belt
@@ -198,11 +199,10 @@ class Pipeline:
             return {}
         refresh = now >= self._next_stats
         if refresh:
-            self._stats = {name: scene_statistics(self._crops[i]) for i, (name, _) in enumerate(self.rois)}
+            self._stats_verdicts = [judge_statistics(scene_statistics(self._crops[i]), rules) for i in range(len(self.rois))]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
-        unknown = scores.unknown
-        self._verdicts = [judge_scene(self._crops[i], None if unknown is None else float(unknown[i]), rules, self._stats[name])
-                          for i, (name, _) in enumerate(self.rois)]
+        heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()
+        self._verdicts = [combine_verdicts(head, statistics, rules) for head, statistics in zip(heads, self._stats_verdicts, strict=True)]
         if self.palettes is not None:
             self._judge_colours(scores, refresh, now)
         not_a_belt = {}
@@ -224,17 +224,21 @@ class Pipeline:
         model would alert on (a gap, or a wall or cover it takes for one), the learning every few seconds once
         the palette is ready. A running line then pays for neither on almost every frame."""
         assert self.palettes is not None
-        for i, (name, _) in enumerate(self.rois):
-            palette, verdict, alert = self.palettes[name], self._verdicts[i], float(scores.alert[i])
-            if refresh:
-                sees_product = alert < self._learn_below
-                self._foreign[name] = None if sees_product or verdict.unknown else palette.foreign_share(self._crops[i])
-                if (sees_product and not verdict.doubtful and self.health.verdict == Health.OK
-                        and (not palette.ready or now >= self._next_learn.get(name, float("-inf")))):
-                    palette.learn(self._crops[i])
-                    self._next_learn[name] = now + PALETTE_LEARN_INTERVAL_S
-            share = self._foreign.get(name)
-            if share is not None and share > FOREIGN_LIMIT and not verdict.unknown:
+        if refresh:
+            self._foreign = {}
+            for i, (name, _) in enumerate(self.rois):
+                palette, verdict = self.palettes[name], self._verdicts[i]
+                if float(scores.alert[i]) < self._learn_below:  # the model sees product
+                    if (not verdict.doubtful and self.health.verdict == Health.OK
+                            and (not palette.ready or now >= self._next_learn.get(name, float("-inf")))):
+                        palette.learn(self._crops[i])
+                        self._next_learn[name] = now + PALETTE_LEARN_INTERVAL_S
+                elif not verdict.unknown:
+                    share = palette.foreign_share(self._crops[i])
+                    if share is not None and share > FOREIGN_LIMIT:
+                        self._foreign[i] = share
+        for i, share in self._foreign.items():  # until the next refresh, like the statistics
+            if not self._verdicts[i].unknown:
                 self._verdicts[i] = SceneVerdict(
                     True, f"not the belt's colours: {share:.0%} of the view in colours its belt and product never showed there", True)
 

@@ -60,10 +60,14 @@ class SceneVerdict:
 
 
 BELT = SceneVerdict(False, "")
+IN_DOUBT = SceneVerdict(False, "", True)
 # The scene head's own midpoint. A cover over the lens can hold the head between 0.5 and the card's threshold
 # (calibrated for few false unknowns) for seconds, flickering across it while the alert output says "gap" on
 # every frame; belt frames, full or empty, sit near 0.
 DOUBT_LEVEL = 0.5
+# A scene held in doubt this long reads unknown even if no frame crossed the card's threshold: its frames feed no
+# level, so the region would otherwise keep its last level (a stale 'ok') for as long as, say, a wall is in view.
+DOUBT_HOLD_S = 1.5
 
 
 @lru_cache(maxsize=4)
@@ -124,20 +128,27 @@ def judge_scene(rgb64: npt.NDArray[np.uint8], unknown_probability: float | None,
                 stats: SceneStatistics | None = None) -> SceneVerdict:
     """Whether the 64x64 crop the model saw is a belt with product; model head first, then statistics.
 
-    ``stats`` lets a caller reuse statistics computed a moment ago: they judge conditions that last
-    seconds, so a frame loop may refresh them a few times a second rather than every frame (the
-    daemon's pipeline does so three times a second, which keeps the scene judges under a fifth of the
-    bundled model's invoke).
+    ``stats`` lets a caller reuse statistics computed a moment ago (see :func:`combine_verdicts`).
     """
+    return combine_verdicts(unknown_probability, judge_statistics(stats if stats is not None else scene_statistics(rgb64), rules),
+                            rules)
+
+
+def combine_verdicts(unknown_probability: float | None, statistics: SceneVerdict, rules: SceneRules) -> SceneVerdict:
+    """The scene head's probability and the image statistics' verdict, combined: unknown if either says so, in
+    doubt when the head is at or over :data:`DOUBT_LEVEL`.
+
+    The statistics judge conditions that last seconds, so a frame loop may judge them a few times a second and
+    combine that verdict with the head's on every frame (the daemon's pipeline does, which keeps the scene
+    judges near a fifth of the bundled model's invoke)."""
     threshold = rules.unknown_threshold
     if unknown_probability is not None and threshold is not None and unknown_probability >= threshold:
         return SceneVerdict(True, f"not a belt scene: model unknown probability {unknown_probability:.2f} >= {threshold:.2f}", True)
-    verdict = judge_statistics(stats if stats is not None else scene_statistics(rgb64), rules)
-    if verdict.unknown:
-        return SceneVerdict(True, verdict.reason, True)
+    if statistics.unknown:
+        return statistics if statistics.doubtful else SceneVerdict(True, statistics.reason, True)
     if unknown_probability is not None and threshold is not None and unknown_probability >= min(DOUBT_LEVEL, threshold):
-        return SceneVerdict(False, "", True)
-    return verdict
+        return IN_DOUBT
+    return statistics
 
 
 class SceneWatch:
@@ -146,7 +157,8 @@ class SceneWatch:
     A single frame proves little either way (a hand enters over a few frames; a scene head may call
     one odd belt frame unknown), so the region reads unknown once at least ``enter_share`` of the
     verdicts of the last ``window_s`` (and at least ``min_frames`` of them) were doubtful, one of them
-    at least unknown, and reads the belt again once no more than ``exit_share`` are doubtful. The
+    at least unknown (or the doubt has lasted :data:`DOUBT_HOLD_S`), and reads the belt again once no
+    more than ``exit_share`` are doubtful. The
     hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
     in three; a cover that holds the head just under its threshold: one in three) from flickering.
     """
@@ -156,6 +168,7 @@ class SceneWatch:
         self.enter_share, self.exit_share = enter_share, exit_share
         self._verdicts: deque[tuple[float, bool, bool]] = deque()  # (time, unknown, doubtful)
         self._unknowns = self._doubts = 0
+        self._doubt_since: float | None = None  # since when at least enter_share of the window has been in doubt
         self.unknown = False
         self.reason = ""
 
@@ -172,8 +185,15 @@ class SceneWatch:
         if verdict.unknown:
             self.reason = verdict.reason
         share = self._doubts / len(self._verdicts)
-        if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
+        if share < self.enter_share:
+            self._doubt_since = None
+        elif self._doubt_since is None:
+            self._doubt_since = now
+        doubted = 0.0 if self._doubt_since is None else now - self._doubt_since
+        if not self.unknown and self._doubts >= self.min_frames and share >= self.enter_share and (self._unknowns or doubted >= DOUBT_HOLD_S):
             self.unknown = True
+            if not self._unknowns:
+                self.reason = f"in doubt for {doubted:.1f} s (model unknown probability over {DOUBT_LEVEL})"
         elif self.unknown and share <= self.exit_share:
             self.unknown = False
         return self.unknown
@@ -181,4 +201,5 @@ class SceneWatch:
     def reset(self) -> None:
         self._verdicts.clear()
         self._unknowns = self._doubts = 0
+        self._doubt_since = None
         self.unknown, self.reason = False, ""

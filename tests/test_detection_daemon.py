@@ -138,6 +138,32 @@ def bundled() -> Classifier:
     return Classifier.from_files(BUNDLED_MODEL, load_runtime("auto"))
 
 
+def test_a_wall_that_holds_the_scene_head_in_doubt_reads_unknown_not_a_stale_ok() -> None:
+    """An evaluator's textured wall held the bundled scene head at about 0.85 on every frame (under the card's 0.88,
+    over its 0.5 midpoint) while the alert output said 'gap': no frame fed a level, and state/belt stayed 'ok'
+    for the whole 8 s. Now it reads unknown within DOUBT_HOLD_S and the scene window, and never alert."""
+    from edge.scene import DOUBT_HOLD_S, SceneRules
+
+    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
+                                     min_brightness=-1.0))
+    wall = range(150, 270)  # 10 s to 18 s
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.99 if n in wall else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [0.85 if n in wall else 0.02] * len(crops)
+
+    stream = HoldoutStream(5, Script(), fps=FPS)
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), FakeClassifier(alert, card=card, unknown=unknown), stream, 330)
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    into = next(c for c in publisher.level_changes if c.level == Level.UNKNOWN)
+    assert into.reason.startswith("not a belt scene: in doubt for")
+    during = [level for t, level, _ in log.seen if 10.0 + DOUBT_HOLD_S + 0.6 <= t < 18.0]
+    assert during and set(during) == {"unknown"}
+    assert "alert" not in {level for _, level, _ in log.seen}
+
+
 class HeldCover:
     """The stream, but from 10 s to 17 s a textured cover (a cloth, a sheet of card) is held still in front of the
     lens: each frame the same picture with a little sensor noise."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.preprocess import resize_rgb
-from edge.scene import SceneRules, judge_scene, judge_statistics, scene_statistics
+from edge.scene import BELT, DOUBT_HOLD_S, SceneRules, SceneVerdict, SceneWatch, judge_scene, judge_statistics, scene_statistics
 from edge.simulator import render_still
 
 RULES = SceneRules()
@@ -73,3 +73,29 @@ def test_statistics_cost_little() -> None:
     image = crop(render_still(np.random.default_rng(1), "alert")[0])
     stats = scene_statistics(image)
     assert 0.0 <= stats.saturated <= 1.0 and -1.0 <= stats.correlation <= 1.0 and stats.detail >= 0 and 0 <= stats.brightness <= 255
+
+
+def feed(watch: SceneWatch, verdict: SceneVerdict, start: float, seconds: float, fps: float = 15.0) -> list[bool]:
+    return [watch.update(verdict, start + k / fps) for k in range(round(seconds * fps))]
+
+
+def test_a_scene_held_in_doubt_reads_unknown_after_a_while_even_without_an_unknown_frame() -> None:
+    """A wall that holds the scene head between its midpoint and the card's threshold on every frame: no frame is
+    'unknown', every frame is in doubt (and feeds no level). Without a limit the ROI would keep its last level, a
+    stale 'ok' for as long as the wall is there (an evaluator saw 8 s of it); after DOUBT_HOLD_S it reads unknown."""
+    watch = SceneWatch(0.6, 3)
+    in_doubt = SceneVerdict(False, "", True)
+    readings = feed(watch, in_doubt, 0.0, 4.0)
+    first = readings.index(True) / 15.0
+    assert DOUBT_HOLD_S <= first <= DOUBT_HOLD_S + 0.2 and all(readings[readings.index(True):])
+    assert watch.reason.startswith("in doubt for")
+    assert not any(feed(SceneWatch(0.6, 3), in_doubt, 0.0, DOUBT_HOLD_S * 0.9))  # a moment of doubt is not enough
+    readings = feed(watch, BELT, 4.0, 1.0)
+    assert not readings[-1]
+
+
+def test_a_scene_with_unknown_frames_reads_unknown_within_its_window() -> None:
+    watch = SceneWatch(0.6, 3)
+    flagged = SceneVerdict(True, "glare: 60% of pixels blown out (limit 25%)", True)
+    readings = feed(watch, flagged, 0.0, 1.0)
+    assert readings.index(True) < 5 and watch.reason.startswith("glare")
