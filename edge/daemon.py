@@ -289,6 +289,8 @@ class Daemon:
             pipeline.levels[name] = old_pipeline.levels[name]
         for name in kept:
             pipeline.scenes[name] = old_pipeline.scenes[name]
+            if pipeline.palettes is not None and old_pipeline.palettes is not None:  # the same place on the same belt
+                pipeline.palettes[name] = old_pipeline.palettes[name]
             if name in old_pipeline.level_before_scene:
                 pipeline.level_before_scene[name] = old_pipeline.level_before_scene[name]
         pipeline.health = old_pipeline.health  # the camera is the same camera
