@@ -245,9 +245,10 @@ class Pipeline:
     def _belt_motion(self, frame: Frame) -> MotionReading | None:
         if self.motion is None:
             return None
-        # A hand or a cover in the view is not the belt stopping: no reading while any ROI's frame is in doubt or its
-        # scene reads unknown (a still cover flagged on one frame in three was read as a stopped belt otherwise).
-        if any(verdict.doubtful or verdict.unknown for verdict in self._verdicts) or any(w.unknown for w in self.scenes.values()):
+        # A hand or a cover in the view is not the belt stopping: no reading while any ROI's frame is judged unknown or
+        # its scene reads unknown (a still cover flagged on one frame in three was read as a stopped belt otherwise).
+        # Doubt alone does not count: an empty belt can hold the scene head in doubt, and it can stop.
+        if any(verdict.unknown for verdict in self._verdicts) or any(w.unknown for w in self.scenes.values()):
             return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
             self.motion.frame_width = frame.pixels.shape[1]

@@ -65,9 +65,6 @@ IN_DOUBT = SceneVerdict(False, "", True)
 # (calibrated for few false unknowns) for seconds, flickering across it while the alert output says "gap" on
 # every frame; belt frames, full or empty, sit near 0.
 DOUBT_LEVEL = 0.5
-# A scene held in doubt this long reads unknown even if no frame crossed the card's threshold: its frames feed no
-# level, so the region would otherwise keep its last level (a stale 'ok') for as long as, say, a wall is in view.
-DOUBT_HOLD_S = 1.5
 
 
 @lru_cache(maxsize=4)
@@ -157,8 +154,7 @@ class SceneWatch:
     A single frame proves little either way (a hand enters over a few frames; a scene head may call
     one odd belt frame unknown), so the region reads unknown once at least ``enter_share`` of the
     verdicts of the last ``window_s`` (and at least ``min_frames`` of them) were doubtful, one of them
-    at least unknown (or the doubt has lasted :data:`DOUBT_HOLD_S`), and reads the belt again once no
-    more than ``exit_share`` are doubtful. The
+    at least unknown, and reads the belt again once no more than ``exit_share`` are doubtful. The
     hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
     in three; a cover that holds the head just under its threshold: one in three) from flickering.
     """
@@ -168,7 +164,6 @@ class SceneWatch:
         self.enter_share, self.exit_share = enter_share, exit_share
         self._verdicts: deque[tuple[float, bool, bool]] = deque()  # (time, unknown, doubtful)
         self._unknowns = self._doubts = 0
-        self._doubt_since: float | None = None  # since when at least enter_share of the window has been in doubt
         self.unknown = False
         self.reason = ""
 
@@ -185,15 +180,10 @@ class SceneWatch:
         if verdict.unknown:
             self.reason = verdict.reason
         share = self._doubts / len(self._verdicts)
-        if share < self.enter_share:
-            self._doubt_since = None
-        elif self._doubt_since is None:
-            self._doubt_since = now
-        doubted = 0.0 if self._doubt_since is None else now - self._doubt_since
-        if not self.unknown and self._doubts >= self.min_frames and share >= self.enter_share and (self._unknowns or doubted >= DOUBT_HOLD_S):
+        # Doubt alone never makes a region unknown: an empty belt can hold the bundled scene head between its
+        # midpoint and the card's threshold for as long as the gap lasts, and that gap must stay an alert.
+        if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
             self.unknown = True
-            if not self._unknowns:
-                self.reason = f"in doubt for {doubted:.1f} s (model unknown probability over {DOUBT_LEVEL})"
         elif self.unknown and share <= self.exit_share:
             self.unknown = False
         return self.unknown
@@ -201,5 +191,4 @@ class SceneWatch:
     def reset(self) -> None:
         self._verdicts.clear()
         self._unknowns = self._doubts = 0
-        self._doubt_since = None
         self.unknown, self.reason = False, ""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.preprocess import resize_rgb
-from edge.scene import BELT, DOUBT_HOLD_S, SceneRules, SceneVerdict, SceneWatch, judge_scene, judge_statistics, scene_statistics
+from edge.scene import IN_DOUBT, SceneRules, SceneVerdict, SceneWatch, judge_scene, judge_statistics, scene_statistics
 from edge.simulator import render_still
 
 RULES = SceneRules()
@@ -79,19 +79,12 @@ def feed(watch: SceneWatch, verdict: SceneVerdict, start: float, seconds: float,
     return [watch.update(verdict, start + k / fps) for k in range(round(seconds * fps))]
 
 
-def test_a_scene_held_in_doubt_reads_unknown_after_a_while_even_without_an_unknown_frame() -> None:
-    """A wall that holds the scene head between its midpoint and the card's threshold on every frame: no frame is
-    'unknown', every frame is in doubt (and feeds no level). Without a limit the ROI would keep its last level, a
-    stale 'ok' for as long as the wall is there (an evaluator saw 8 s of it); after DOUBT_HOLD_S it reads unknown."""
+def test_doubt_alone_never_makes_a_region_unknown() -> None:
+    """An empty belt can hold the bundled scene head between its midpoint and the card's threshold for a whole gap
+    (an adversarial review measured it on several of the simulator's belts): frames in doubt feed no level, but
+    they must not turn the region unknown, or a gap's alert would be withdrawn mid-gap."""
     watch = SceneWatch(0.6, 3)
-    in_doubt = SceneVerdict(False, "", True)
-    readings = feed(watch, in_doubt, 0.0, 4.0)
-    first = readings.index(True) / 15.0
-    assert DOUBT_HOLD_S <= first <= DOUBT_HOLD_S + 0.2 and all(readings[readings.index(True):])
-    assert watch.reason.startswith("in doubt for")
-    assert not any(feed(SceneWatch(0.6, 3), in_doubt, 0.0, DOUBT_HOLD_S * 0.9))  # a moment of doubt is not enough
-    readings = feed(watch, BELT, 4.0, 1.0)
-    assert not readings[-1]
+    assert not any(feed(watch, IN_DOUBT, 0.0, 10.0))
 
 
 def test_a_scene_with_unknown_frames_reads_unknown_within_its_window() -> None:

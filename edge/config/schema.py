@@ -181,8 +181,10 @@ class Scene(Section):
     window_s: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
         default=0.6, description="a ROI reads unknown once half the frames of this window were judged not a belt scene")
     belt_colours: bool = Field(
-        default=True, description="each ROI learns the colours of its belt and product while the line runs; "
-                                  "a view mostly in other colours (a wall, a cover) reads unknown")
+        default=False, description="each ROI learns the colours of its belt and product while the line runs; a view "
+                                   "the model takes for a gap that is mostly in other colours (a wall, a cover) reads "
+                                   "unknown. Only where the lighting is fixed: after a sudden change of light an empty "
+                                   "belt can read unknown until product passes again (docs/detection.md)")
 
 
 class Belt(Section):
