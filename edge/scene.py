@@ -63,7 +63,8 @@ BELT = SceneVerdict(False, "")
 IN_DOUBT = SceneVerdict(False, "", True)
 # The scene head's own midpoint. A cover over the lens can hold the head between 0.5 and the card's threshold
 # (calibrated for few false unknowns) for seconds, flickering across it while the alert output says "gap" on
-# every frame; belt frames, full or empty, sit near 0.
+# every frame. Full belts sit near 0; on some belts an empty stretch sits in the band too (its frames then hold the
+# level the gap's arrival brought), which is why doubt alone never makes a region unknown.
 DOUBT_LEVEL = 0.5
 
 
