@@ -30,6 +30,24 @@ def levels_of(changes: list[object], roi: str = "belt") -> list[tuple[str, str]]
     return [(str(c.previous), str(c.level)) for c in changes if isinstance(c, LevelChanged) and c.roi == roi]
 
 
+def cover_in_doubt(cover: range) -> FakeClassifier:
+    """A model as the bundled one saw a cover over the lens during the frames ``cover``: the scene head crosses the
+    card's threshold (0.88) on one frame in three and sits between 0.5 and 0.88 on the others, while the alert output
+    says 'gap' on every frame. The image statistics can trip on nothing."""
+    from edge.scene import SceneRules
+
+    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
+                                     min_brightness=-1.0))
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.99 if n in cover else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [(0.95 if n % 3 == 0 else 0.7) if n in cover else 0.02] * len(crops)
+
+    return FakeClassifier(alert, card=card, unknown=unknown)
+
+
 def test_a_scene_that_is_not_a_belt_reads_unknown_with_an_event_and_never_alerts() -> None:
     """A hand (the scene head says unknown on two frames in three, the alert output says 'gap' on all) turns
     state/belt unknown with a level event naming the scene, never alert; the belt back, the level is ok again."""
@@ -56,20 +74,8 @@ def test_a_cover_that_holds_the_scene_head_just_under_its_threshold_reads_unknow
     """A cover over the lens, as the bundled model saw one in the detection hour: the scene head crosses the
     card's threshold (0.88) on one frame in three and sits between 0.5 and 0.88 on the others, while the alert
     output says 'gap' on every frame. The frames in doubt feed no level: state/belt reads unknown, never alert."""
-    from edge.scene import SceneRules
-
-    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
-                                     min_brightness=-1.0))
-    cover = range(150, 240)
-
-    def alert(crops: np.ndarray, n: int) -> list[float]:
-        return [0.99 if n in cover else 0.05] * len(crops)
-
-    def unknown(crops: np.ndarray, n: int) -> list[float]:
-        return [(0.95 if n % 3 == 0 else 0.7) if n in cover else 0.02] * len(crops)
-
     stream = HoldoutStream(5, Script(), fps=FPS)
-    publisher, log, _ = run_daemon(config(belt={"enabled": False}), FakeClassifier(alert, card=card, unknown=unknown), stream, 330)
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), cover_in_doubt(range(150, 240)), stream, 330)
     assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
     during = [level for t, level, _ in log.seen if 10.6 <= t < 16.0]
     assert during and set(during) == {"unknown"}
@@ -211,20 +217,8 @@ def test_a_cover_held_still_is_not_a_stopped_belt() -> None:
     scene head flags on one frame in three (and holds in doubt on the others) reads unknown on state/belt and
     leaves the belt 'moving', not 'stopped' (which would turn status to alert). Seen by an evaluator: a covered
     lens and a wall each reported the belt stopped."""
-    from edge.scene import SceneRules
-
-    card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
-                                     min_brightness=-1.0))
-    cover = range(150, 255)
-
-    def alert(crops: np.ndarray, n: int) -> list[float]:
-        return [0.99 if n in cover else 0.05] * len(crops)
-
-    def unknown(crops: np.ndarray, n: int) -> list[float]:
-        return [(0.95 if n % 3 == 0 else 0.7) if n in cover else 0.02] * len(crops)
-
     stream = HeldCover(HoldoutStream(5, Script(), fps=FPS))
-    publisher, log, _ = run_daemon(config(), FakeClassifier(alert, card=card, unknown=unknown), stream, int(22 * FPS))
+    publisher, log, _ = run_daemon(config(), cover_in_doubt(range(150, 255)), stream, int(22 * FPS))
     assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
     belts = {belt for t, _, belt in log.seen if t >= 3.0}
     assert belts == {"moving"}, belts
