@@ -186,6 +186,12 @@ class Scene(Section):
                                    "unknown. Only where the lighting is fixed: after a sudden change of light an empty "
                                    "belt can read unknown until product passes again (docs/detection.md)")
 
+    @model_validator(mode="after")
+    def _colours_need_the_scene(self) -> Scene:
+        if self.belt_colours and not self.enabled:
+            raise ValueError("belt_colours needs enabled: true (the belt's colours are one of the scene judges)")
+        return self
+
 
 class Belt(Section):
     """Belt motion from the picture: its speed in telemetry and a stopped belt as its own condition."""
