@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers.broker import Mosquitto
-from helpers.daemon import DROPS, DaemonProcess, daemon_config, wait_until, write_config
+from helpers.daemon import DROPS, DaemonProcess, daemon_config, run_to_end, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
 
 pytestmark = pytest.mark.broker
@@ -18,11 +18,7 @@ def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(
         tmp_path: Path, mosquitto: Mosquitto, subscribe, runtime_name: str) -> None:
     """Three drops in flow -> ok->alert, alert->ok three times, nothing else, all schema-valid."""
     sub: Subscriber = subscribe(mosquitto)
-    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", daemon_config(tmp_path, mosquitto)), tmp_path / "d.log")
-    try:
-        assert daemon.wait(90) == 0, daemon.log()
-    finally:
-        daemon.close()
+    run_to_end(write_config(tmp_path / "c.yaml", daemon_config(tmp_path, mosquitto)), tmp_path / "d.log", 90)
     sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.payload == "offline" for m in ms), what="offline")
     for message in sub.messages:
         validate(message)
@@ -63,13 +59,9 @@ def test_a_recorded_stream_replayed_from_image_files_as_fast_as_possible_gives_t
     sub: Subscriber = subscribe(mosquitto)
     config = daemon_config(tmp_path, mosquitto)
     config["source"] = {"type": "images", "folder": str(folder), "fps": fps, "loop": False, "realtime": False}
-    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
-    try:
-        assert daemon.wait(90) == 0, daemon.log()
-    finally:
-        daemon.close()
+    log = run_to_end(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log", 90)
     sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.payload == "offline" for m in ms), what="offline")
-    assert "source images ended after 540 frames" in daemon.log()
+    assert "source images ended after 540 frames" in log
     transitions = [(e["previous"], e["level"]) for e in sub.events() if e.get("roi") == "belt"]
     assert transitions == [("ok", "alert"), ("alert", "ok")] * len(DROPS), transitions
     alerts = [e["frame_seq"] / fps for e in sub.events() if e.get("level") == "alert"]
@@ -138,11 +130,7 @@ def test_mqtt5_protocol_works_end_to_end(tmp_path: Path, mosquitto: Mosquitto, s
     """protocol: '5' connects with MQTT 5 and delivers events."""
     sub = subscribe(mosquitto)
     config = daemon_config(tmp_path, mosquitto, mqtt={"protocol": "5"}, source={"duration_s": 9.0})
-    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
-    try:
-        assert daemon.wait(60) == 0, daemon.log()
-    finally:
-        daemon.close()
+    run_to_end(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log", 60)
     sub.wait_for(lambda ms: len([m for m in ms if m.topic.endswith("/event")]) >= 2, what="two events")
     assert [(e["previous"], e["level"]) for e in sub.events()] == [("ok", "alert"), ("alert", "ok")]
     # Mosquitto logs each connection's protocol: "... as conveyor-dev1 (p5, c1, k30)".

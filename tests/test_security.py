@@ -10,7 +10,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from helpers.broker import Mosquitto
-from helpers.daemon import DaemonProcess, daemon_config, wait_until, write_config
+from helpers.daemon import DaemonProcess, daemon_config, run_to_end, wait_until, write_config
 from helpers.subscriber import Subscriber, validate
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -120,11 +120,7 @@ def test_the_acl_example_lets_a_device_write_only_under_its_own_prefix(tmp_path:
     config = daemon_config(tmp_path, acl_broker, source={"duration_s": 9.0, "realtime": True, "fps": 10,
                                                          "drops": [{"start_s": 2.0, "duration_s": 3.0}]},
                            mqtt={"username": "dev1", "password_file": str(secret)})
-    daemon = DaemonProcess(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log")
-    try:
-        assert daemon.wait(60) == 0, daemon.log()
-    finally:
-        daemon.close()
+    log = run_to_end(write_config(tmp_path / "c.yaml", config), tmp_path / "d.log", 60)
     sub.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.payload == "offline" for m in ms), what="offline")
     assert len(sub.events()) == 2 and any(m.topic.endswith("/telemetry") for m in sub.messages)
 
@@ -149,7 +145,7 @@ def test_the_acl_example_lets_a_device_write_only_under_its_own_prefix(tmp_path:
     # Secrets never appear in the log, in any published message, or in check-config's output.
     check = subprocess.run([__import__("sys").executable, "-m", "edge", "check-config", str(tmp_path / "c.yaml")],
                            capture_output=True, text=True, timeout=60)
-    everything = daemon.log() + "".join(m.payload for m in sub.messages) + check.stdout + check.stderr
+    everything = log + "".join(m.payload for m in sub.messages) + check.stdout + check.stderr
     assert "dev1-Secret-9" not in everything and check.returncode == 0
 
 

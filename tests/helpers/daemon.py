@@ -83,6 +83,16 @@ class DaemonProcess:
             self._log.close()
 
 
+def run_to_end(config_path: Path, log_path: Path, timeout: float) -> str:
+    """Run the daemon until it ends by itself (a finite source); it must exit 0. Returns its log."""
+    daemon = DaemonProcess(config_path, log_path)
+    try:
+        assert daemon.wait(timeout) == 0, daemon.log()
+        return daemon.log()
+    finally:
+        daemon.close()
+
+
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
