@@ -30,6 +30,22 @@ EVERY_4S = [{"start_s": 1.5 + 4.0 * k, "duration_s": 2.0} for k in range(200)]
 STORED = re.compile(r"event #(\d+) stored")
 
 
+def delete_under_a_running_writer(folder: Path, timeout: float = 10.0) -> None:
+    """``rm -r`` of a folder the daemon is writing into: a file it renames away mid-walk is already gone
+    (not an error), and a file it creates mid-walk leaves the folder not empty, so walk again."""
+    def already_gone(_function: object, _path: object, exc_info: tuple[type[BaseException], ...]) -> None:
+        if not issubclass(exc_info[0], FileNotFoundError):
+            raise
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            shutil.rmtree(folder, onerror=already_gone)
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not delete {folder} under the running daemon: {error}") from error
+
+
 def proc_io(pid: int) -> dict[str, int]:
     fields = (line.split(":") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
     return {key.strip(): int(value) for key, value in fields}
@@ -109,7 +125,7 @@ def test_deleting_the_state_directory_strands_no_event_and_keeps_the_numbering(
     config = daemon_config(tmp_path, mosquitto, source={"realtime": True, "duration_s": 3600, "drops": EVERY_4S})
     first = start(daemons, tmp_path, config, "d1")
     sub.wait_for(lambda ms: len(ms) >= 2, timeout=30, what="the first two events")
-    shutil.rmtree(tmp_path / "state")
+    delete_under_a_running_writer(tmp_path / "state")
     seen = len(sub.on("/event"))
     sub.wait_for(lambda ms: len(ms) >= seen + 3, timeout=30, what="three events after the state directory vanished")
     assert first.terminate() == 0
