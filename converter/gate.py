@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,8 @@ def calibrate_scene(stats: list[SceneStatistics], unknown_probs: FloatArray | No
         min_correlation=float(np.clip(_quantile([s.correlation for s in belt], 0.25) * 0.6, 0.02, 0.08)),
         min_detail=float(np.clip(_quantile([s.detail for s in belt], 0.25) * 0.6, 0.3, 3.0)),
         min_brightness=float(np.clip(_quantile([s.brightness for s in belt], 0.25) * 0.6, 3.0, 15.0)),
+        # A cover shows as most of the view dark and plain; a night shift's belt frames rarely have even a third.
+        max_dark_share=float(np.clip(_quantile([s.dark_share for s in belt], 99.75) + 0.15, 0.6, 0.85)),
     )
     report: dict[str, Any] = {"rule": "statistics at the 0.25% tail of validation belt frames with a margin; "
                                       "head threshold at the log-odds midpoint of belt 99.5% and unknown 2%"}
@@ -127,8 +129,7 @@ def calibrate_scene(stats: list[SceneStatistics], unknown_probs: FloatArray | No
             t = float(1 / (1 + np.exp(-(_logit(q_normal) + _logit(q_odd)) / 2)))
         else:
             t = q_normal + OUTPUT_STEP
-        rules = SceneRules(_snap(float(np.clip(t, 0.05, 0.95))), rules.max_saturated, rules.min_correlation, rules.min_detail,
-                           rules.min_brightness)
+        rules = replace(rules, unknown_threshold=_snap(float(np.clip(t, 0.05, 0.95))))
         report |= {"belt_p99_5": q_normal, "unknown_p2": q_odd}
     return rules, report
 

@@ -19,7 +19,8 @@ from edge.preprocess import INPUT_SIZE
 from edge.scene import SceneRules
 
 # Scene limits that only the (fake) unknown head can trip: test pictures may be plain colours.
-HEAD_ONLY = SceneRules(unknown_threshold=0.5, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0, min_brightness=-1.0)
+HEAD_ONLY = SceneRules(unknown_threshold=0.5, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0, min_brightness=-1.0,
+                       max_dark_share=1.0)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ out, or a failing sensor's noise: the alert model's output means nothing then, s
 * cheap **image statistics** on the 64x64 crop, each with a limit from the card (calibrated on the
   validation set's belt frames): the share of pixels blown out towards white (glare), the correlation between
   neighbouring pixels (noise has none), the residual detail after removing a lighting gradient
-  (walls, covers and blank views have almost none), and the mean brightness (a capped lens).
+  (walls, covers and blank views have almost none), the mean brightness (a capped lens), and the share
+  of the view that is dark and plain (a cloth or a hand in shadow over most of the lens, a corner of belt
+  still showing).
 
 A user's own single-output model has no unknown head; then the statistics judge alone.
 """
@@ -26,6 +28,11 @@ import numpy.typing as npt
 SATURATION_LEVEL = 250
 BLOWN_FLOOR = 200  # a blown-out pixel has every channel at least this bright
 BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels of the crop): noise averages out
+# A block of the view is "dark and plain" when its mean grey level is below DARK_LEVEL and its own standard
+# deviation below PLAIN_STD: a black cloth under room light (a blind renderer's cover: level 18, std 2.8). The
+# simulator's night shifts keep even an empty belt above it: an installer sets the exposure so product shows.
+DARK_LEVEL = 22.0
+PLAIN_STD = 3.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class SceneRules:
     min_correlation: float = 0.3  # neighbour-pixel correlation below this -> noise
     min_detail: float = 1.5  # grey-level std of 8x8-pixel block means around a fitted plane, below this -> featureless
     min_brightness: float = 10.0  # mean grey level below this -> covered or unlit
+    max_dark_share: float = 0.6  # share of dark, plain blocks above this -> covered (cards before it get this)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class SceneStatistics:
     correlation: float
     detail: float
     brightness: float
+    dark_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ def _plane(n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], fl
 
 
 def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
-    """The four statistics of a 64x64x3 uint8 crop (channel slices rather than axis reductions: a few
+    """The five statistics of a 64x64x3 uint8 crop (channel slices rather than axis reductions: a few
     microseconds each)."""
     # Every other pixel of every other row: a quarter of the work, and nothing these statistics look for
     # (blown-out areas, uncorrelated noise, missing structure, darkness) is finer than two pixels.
@@ -100,13 +109,23 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
         correlation = across / (2.0 * energy)
     n = grey.shape[0] // BLOCK
     rows = centred[0 : n * BLOCK : BLOCK] + centred[1 : n * BLOCK : BLOCK] + centred[2 : n * BLOCK : BLOCK] + centred[3 : n * BLOCK : BLOCK]
-    blocks = (rows[:, 0 : n * BLOCK : BLOCK] + rows[:, 1 : n * BLOCK : BLOCK] + rows[:, 2 : n * BLOCK : BLOCK]
-              + rows[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
-    blocks = blocks - np.float32(blocks.mean())
+    block_means = (rows[:, 0 : n * BLOCK : BLOCK] + rows[:, 1 : n * BLOCK : BLOCK] + rows[:, 2 : n * BLOCK : BLOCK]
+                   + rows[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
+    blocks = block_means - np.float32(block_means.mean())
     x, y, norm = _plane(n)
     residual = blocks - np.float32(float(np.vdot(blocks, x)) / norm) * x - np.float32(float(np.vdot(blocks, y)) / norm) * y
     detail = float(np.sqrt(np.vdot(residual, residual) / residual.size))
-    return SceneStatistics(saturated, correlation, detail, brightness)
+    dark_share = 0.0
+    if float(grey.min()) < DARK_LEVEL:  # else no block can be dark: skip the test
+        squares = centred * centred
+        rows_sq = (squares[0 : n * BLOCK : BLOCK] + squares[1 : n * BLOCK : BLOCK] + squares[2 : n * BLOCK : BLOCK]
+                   + squares[3 : n * BLOCK : BLOCK])
+        block_squares = (rows_sq[:, 0 : n * BLOCK : BLOCK] + rows_sq[:, 1 : n * BLOCK : BLOCK] + rows_sq[:, 2 : n * BLOCK : BLOCK]
+                         + rows_sq[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
+        dark = block_means < np.float32(DARK_LEVEL - brightness)  # block means are centred on the crop's mean
+        plain = block_squares - block_means * block_means < np.float32(PLAIN_STD * PLAIN_STD)
+        dark_share = float(np.count_nonzero(dark & plain)) / dark.size
+    return SceneStatistics(saturated, correlation, detail, brightness, dark_share)
 
 
 def judge_statistics(stats: SceneStatistics, rules: SceneRules) -> SceneVerdict:
@@ -115,6 +134,8 @@ def judge_statistics(stats: SceneStatistics, rules: SceneRules) -> SceneVerdict:
         return SceneVerdict(True, f"glare: {stats.saturated:.0%} of pixels blown out (limit {rules.max_saturated:.0%})")
     if stats.brightness < rules.min_brightness:
         return SceneVerdict(True, f"covered or unlit: mean level {stats.brightness:.1f} < {rules.min_brightness:.1f}")
+    if stats.dark_share > rules.max_dark_share:
+        return SceneVerdict(True, f"covered: {stats.dark_share:.0%} of the view dark and plain (limit {rules.max_dark_share:.0%})")
     if stats.detail < rules.min_detail:
         return SceneVerdict(True, f"featureless view: detail {stats.detail:.2f} < {rules.min_detail:.2f}")
     if stats.correlation < rules.min_correlation:

@@ -37,7 +37,7 @@ def cover_in_doubt(cover: range) -> FakeClassifier:
     from edge.scene import SceneRules
 
     card = FakeCard(scene=SceneRules(unknown_threshold=0.88, max_saturated=1.0, min_correlation=-1.0, min_detail=0.0,
-                                     min_brightness=-1.0))
+                                     min_brightness=-1.0, max_dark_share=1.0))
 
     def alert(crops: np.ndarray, n: int) -> list[float]:
         return [0.99 if n in cover else 0.05] * len(crops)

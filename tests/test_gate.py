@@ -31,7 +31,7 @@ def test_overlapping_classes_are_lowered_until_validation_recall_meets_the_floor
 
 def _stats(n: int, rng: np.random.Generator) -> list[SceneStatistics]:
     return [SceneStatistics(float(rng.uniform(0, 0.05)), float(rng.uniform(0.5, 0.95)), float(rng.uniform(3, 30)),
-                            float(rng.uniform(40, 200))) for _ in range(n)]
+                            float(rng.uniform(40, 200)), float(rng.uniform(0, 0.3))) for _ in range(n)]
 
 
 def test_scene_calibration_puts_the_head_between_belt_and_unknown_frames() -> None:
@@ -45,7 +45,8 @@ def test_scene_calibration_puts_the_head_between_belt_and_unknown_frames() -> No
     assert rules.unknown_threshold is not None and 0.2 < rules.unknown_threshold < 0.7
     belt = stats[:500]
     assert all(s.saturated <= rules.max_saturated and s.detail >= rules.min_detail and s.brightness >= rules.min_brightness
-               and s.correlation >= rules.min_correlation for s in belt)
+               and s.correlation >= rules.min_correlation and s.dark_share <= rules.max_dark_share for s in belt)
+    assert 0.6 <= rules.max_dark_share <= 0.85  # a cover over most of the view always reads covered
 
 
 def test_gate_names_each_missed_floor() -> None:
