@@ -86,7 +86,7 @@ class Pipeline:
 
     def __init__(self, config: EdgeConfig, classifier: FrameClassifier) -> None:
         self.config = config
-        self.rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
+        self.rois = [(roi.name, Box.of_roi(roi.box, roi.flow)) for roi in config.rois]
         lv = config.levels
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}

@@ -135,6 +135,10 @@ SOURCE_TYPES: tuple[str, ...] = tuple(typing.get_args(m.model_fields["type"].ann
 class Roi(Section):
     name: Name
     box: Annotated[list[Fraction], Field(min_length=4, max_length=4, description="x, y, width, height as fractions")]
+    flow: Literal["across", "down"] = Field(
+        default="across", description="which way product moves through the box: across the picture (either way) or down it; "
+                                      "a box with flow down is turned a quarter before the model sees it, since models "
+                                      "learn mostly from cameras that see the flow across")
 
     @model_validator(mode="after")
     def _inside(self) -> Roi:

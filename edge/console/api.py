@@ -336,7 +336,7 @@ class Rois(Handler):
         latest = parts.live.latest
         frame = ({"width": int(latest.frame.pixels.shape[1]), "height": int(latest.frame.pixels.shape[0])}
                  if latest is not None else None)
-        self.send_json({"rois": [{"name": r.name, "box": list(r.box)} for r in parts.running_config().rois], "frame": frame,
+        self.send_json({"rois": [{"name": r.name, "box": list(r.box), "flow": r.flow} for r in parts.running_config().rois], "frame": frame,
                         "config_file": str(parts.editor.config_path) if parts.editor.config_path else None,
                         "cannot_save": parts.editor.writable()})
 
@@ -351,7 +351,7 @@ class Rois(Handler):
             return self.send_json({"error": "invalid lanes", "problems": exc.problems}, 400)
         except RoiSaveError as exc:
             return self.fail(409, str(exc))
-        self.send_json({"rois": [{"name": r.name, "box": list(r.box)} for r in config.rois], "saved_to": str(editor.config_path)})
+        self.send_json({"rois": [{"name": r.name, "box": list(r.box), "flow": r.flow} for r in config.rois], "saved_to": str(editor.config_path)})
         return None
 
 

@@ -52,11 +52,14 @@ def normalise(rois: Any) -> Any:
 
 
 def rois_block(rois: list[dict[str, Any]]) -> str:
-    """The ``rois:`` section as YAML text (names quoted: ``no`` or ``123`` are names here, not booleans or numbers)."""
+    """The ``rois:`` section as YAML text (names quoted: ``no`` or ``123`` are names here, not booleans or numbers;
+    ``flow`` written only when it is not the default)."""
     lines = ["rois:"]
     for roi in rois:
         box = ", ".join(repr(float(v)) for v in roi["box"])
         lines += [f"  - name: \"{roi['name']}\"", f"    box: [{box}]"]
+        if roi.get("flow", "across") != "across":
+            lines.append(f"    flow: {roi['flow']}")
     return "\n".join(lines) + "\n"
 
 

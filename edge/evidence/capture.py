@@ -135,7 +135,8 @@ class Capture:
             crop = training_crop(item.frame.pixels, box, s.min_crop_px)
             files[crop_file(name)] = encode_jpeg(crop, s.jpeg_quality)
             level = item.levels.get(name, Level.UNKNOWN)
-            rois.append({"name": name, "box": [box.x, box.y, box.width, box.height], "probability": round(probability, 4),
+            rois.append({"name": name, "box": [box.x, box.y, box.width, box.height], "turned": box.turned,
+                         "probability": round(probability, 4),
                          "smoothed": round(item.smoothed.get(name, probability), 4), "level": str(level),
                          "model_label": model_label(probability, self.threshold, level, item.health), "label": None,
                          "crop": [int(crop.shape[1]), int(crop.shape[0])]})

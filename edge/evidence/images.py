@@ -55,9 +55,13 @@ def training_crop(frame: Pixels, box: Box, min_side: int) -> Pixels:
     Repeating pixels by a whole factor k keeps the 64x64 model input exact: nearest sampling at pixel
     centres of the enlarged crop, ``floor((2i+1) * k * n / 128) // k``, picks the same source pixel as
     sampling the original, ``floor((2i+1) * n / 128)``. Larger future models get at least ``min_side``.
+    A turned box (flow down the picture) gives its crop turned, as the model sees it: a model trained on
+    these crops learns the flow across.
     """
     top, left, crop_h, crop_w = crop_bounds(frame.shape[0], frame.shape[1], box)
     crop = frame[top:top + crop_h, left:left + crop_w]
+    if box.turned:
+        crop = crop.transpose(1, 0, 2)
     factor = max(1, math.ceil(min_side / min(crop_h, crop_w)))
     if factor > 1:
         crop = np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)

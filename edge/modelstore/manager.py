@@ -84,7 +84,7 @@ class ModelManager:
         self.observer = observer
         self.settings = ShadowSettings(**config.model.shadow.model_dump())
         self.poll_s = poll_s
-        self._rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
+        self._rois = [(roi.name, Box.of_roi(roi.box, roi.flow)) for roi in config.rois]
         self._running = startup.running
         self._registry = startup.registry
         self._stamp: tuple[int, int, int] | None = NEVER_SEEN
@@ -240,7 +240,7 @@ class ModelManager:
     def set_rois(self, config: EdgeConfig) -> None:
         """The lanes changed (inside :meth:`exclusive`): later loads use the new count; a shadow run starts again on them."""
         self.config = config
-        self._rois = [(roi.name, Box(*roi.box)) for roi in config.rois]
+        self._rois = [(roi.name, Box.of_roi(roi.box, roi.flow)) for roi in config.rois]
         if self._shadow is not None:
             self._stop_shadow()
             self._follow_candidate(self._registry)

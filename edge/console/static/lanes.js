@@ -3,14 +3,16 @@
 
 const HANDLE_PX = 10;
 const MIN_FRACTION = 0.01;
-let lanes = [];          // [{name, box: [x, y, w, h]}] as edited
+let lanes = [];          // [{name, box: [x, y, w, h], flow}] as edited
 let saved = [];          // as the daemon runs them
 let selected = -1;
 let drag = null;         // {mode: "move"|"resize", index, corner, start: [fx, fy], box}
 let canEdit = false;
 
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-const copy = (list) => list.map((l) => ({ name: l.name, box: [...l.box] }));
+const copy = (list) => list.map((l) => ({ name: l.name, box: [...l.box], flow: l.flow || "across" }));
+// A new lane runs the way the others do (rois[].flow in the config file says which way; the console keeps it).
+const newFlow = () => (lanes.length ? lanes[0].flow : "across");
 
 function canvas() { return document.getElementById("editor"); }
 
@@ -139,7 +141,7 @@ function onMove(event) {
     const rect = canvas().getBoundingClientRect();
     if (Math.hypot((point[0] - drag.start[0]) * rect.width, (point[1] - drag.start[1]) * rect.height) < 4) return;
     const [sx, sy] = drag.start;
-    lanes.push({ name: nextName(), box: [sx, sy, 0, 0] });
+    lanes.push({ name: nextName(), box: [sx, sy, 0, 0], flow: newFlow() });
     selected = lanes.length - 1;
     drag = { mode: "resize", index: selected, corner: 3, start: drag.start, box: [sx, sy, 0, 0], drawing: true };
     list();
@@ -212,7 +214,7 @@ async function main() {
     if (event.key === "Delete" || event.key === "Backspace") { lanes.splice(selected, 1); selected = -1; refresh(); }
   });
   document.getElementById("add").addEventListener("click", () => {
-    lanes.push({ name: nextName(), box: [0.1, 0.1, 0.3, 0.3] });
+    lanes.push({ name: nextName(), box: [0.1, 0.1, 0.3, 0.3], flow: newFlow() });
     selected = lanes.length - 1;
     refresh();
   });
