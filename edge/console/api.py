@@ -351,7 +351,8 @@ class Rois(Handler):
             return self.send_json({"error": "invalid lanes", "problems": exc.problems}, 400)
         except RoiSaveError as exc:
             return self.fail(409, str(exc))
-        self.send_json({"rois": [{"name": r.name, "box": list(r.box), "flow": r.flow} for r in config.rois], "saved_to": str(editor.config_path)})
+        self.send_json({"rois": [{"name": r.name, "box": list(r.box), "flow": r.flow} for r in config.rois],
+                        "saved_to": str(editor.config_path)})
         return None
 
 
