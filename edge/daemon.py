@@ -22,6 +22,7 @@ from edge.alarms.store import AlarmStore
 from edge.config import EdgeConfig
 from edge.errors import SourceError
 from edge.events import AlarmChanged, BeltChanged, HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.motion import FlowWatch
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
 from edge.service.notify import Notifier
@@ -94,6 +95,8 @@ class Daemon:
                                           Level(self.config.belt.status_when_stopped))
         self._judged_once: set[str] = set()  # ROIs whose first judged level has been published
         self._belt_speed: float | None = None  # the last reliable belt speed (frame pixels per second)
+        self._belt_direction: str | None = None  # which way the belt runs in the picture, when the readings agree
+        self._flow_watch = FlowWatch()
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
         self.loop_ended_at: float | None = None
@@ -239,6 +242,12 @@ class Daemon:
         self._publish_state(result.health, result.health_reason, levels, frame.seq, frame.wall, result.smoothed,
                             result.not_a_belt, belt, None if motion is None else motion.speed_px_s)
         self._belt_speed = None if motion is None else motion.speed_px_s
+        self._belt_direction = None if motion is None else motion.direction
+        if motion is not None:
+            flows = {roi.name: roi.flow for roi in self.config.rois}
+            for name in self._flow_watch.update(motion.direction, flows, frame.monotonic):
+                log.warning("ROI %s: the belt runs %s the picture but its flow is %s; the model reads a flow across best: "
+                            "set rois[].flow: %s for it (docs/detection.md)", name, motion.direction, flows[name], motion.direction)
 
     def _camera_fault(self, reason: str, frame_seq: int) -> None:
         unknown = {roi: Level.UNKNOWN for roi, _ in self.state.levels}
@@ -256,7 +265,8 @@ class Daemon:
             "levels": {roi: str(level) for roi, level in self.state.levels},
             "health": str(self.state.health),
             "belt": {"state": str(self.state.belt),
-                     "speed_px_s": None if self._belt_speed is None else round(self._belt_speed, 1)},
+                     "speed_px_s": None if self._belt_speed is None else round(self._belt_speed, 1),
+                     "direction": self._belt_direction},
             "mqtt": {"connected": link.connected, "last_error": link.last_error, "not_sent": link.not_sent},
             "outbox": {"pending": link.pending, "dropped": link.dropped, "durable": link.durable},
         })
@@ -297,6 +307,7 @@ class Daemon:
         pipeline.motion = old_pipeline.motion  # and the same belt
         self.config = self.parts.config = config
         self.pipeline = pipeline
+        self._flow_watch.reset()
         self._judged_once &= kept
         old_levels = dict(old_state.levels)
         names = [name for name, _ in pipeline.rois]

@@ -19,12 +19,17 @@ The belt is reported **stopped** once every reliable reading for ``stopped_after
 ``stopped_below`` frame widths per second, and moving again once readings are faster for
 ``moving_after_s``. A belt that moves more than about half a product pitch between two frames is
 ambiguous to any frame-to-frame method (the rows look the same one pitch on); keep frame rates up.
+
+The readings also say which way the belt runs in the picture (``across`` or ``down``): the model is
+shown every ROI with the flow across (``rois[].flow: down`` turns a box), and :class:`FlowWatch` tells
+once when the belt plainly runs the other way than a ROI's ``flow`` says.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +57,7 @@ class MotionReading:
     speed_px_s: float | None
     stopped: bool
     confidence: float
+    direction: str | None = None  # "across" or "down" the picture: what most moving readings in the window say
 
 
 def small_grey(frame: npt.NDArray[np.uint8], width: int = SMALL_WIDTH) -> npt.NDArray[np.float32]:
@@ -106,6 +112,49 @@ def phase_correlate(a: npt.NDArray[np.complex64], b: npt.NDArray[np.complex64], 
     return float(dx), float(dy), peak
 
 
+def direction_of(dx: float, dy: float) -> str | None:
+    """"across" or "down" the picture for a shift of (dx, dy) pixels; None when neither axis is twice the other
+    (a camera turned by 30-60 degrees, or a reading too small to say)."""
+    if abs(dx) >= 2 * abs(dy) and dx != 0:
+        return "across"
+    if abs(dy) >= 2 * abs(dx) and dy != 0:
+        return "down"
+    return None
+
+
+class FlowWatch:
+    """Says once per ROI when the belt has run the other way than the ROI's ``flow`` for ``hold_s``. Pure.
+
+    The model reads a flow across the picture far better than one down it (docs/detection.md, "A flow down the
+    picture"), and a camera can be mounted either way: an installer who missed ``rois[].flow`` learns it from the log.
+    """
+
+    def __init__(self, hold_s: float = 10.0) -> None:
+        self.hold_s = hold_s
+        self._since: dict[str, float] = {}
+        self._told: set[str] = set()
+
+    def update(self, direction: str | None, flows: Mapping[str, str], now: float) -> list[str]:
+        """The ROIs whose ``flow`` the belt's ``direction`` has contradicted for ``hold_s``, each named once."""
+        newly: list[str] = []
+        if direction is None:  # no agreed reading (a stopped belt, a plain empty one): neither for nor against
+            return newly
+        for roi, flow in flows.items():
+            if direction == flow:
+                self._since.pop(roi, None)
+                continue
+            since = self._since.setdefault(roi, now)
+            if now - since >= self.hold_s and roi not in self._told:
+                self._told.add(roi)
+                newly.append(roi)
+        return newly
+
+    def reset(self) -> None:
+        """Forget (a new config: its ROIs may say otherwise)."""
+        self._since.clear()
+        self._told.clear()
+
+
 class BeltMotion:
     """Belt speed and the stopped condition from a stream of :func:`small_grey` images and their times."""
 
@@ -113,7 +162,7 @@ class BeltMotion:
         self.rules = rules
         self.frame_width = frame_width
         self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
-        self._readings: deque[tuple[float, float]] = deque()  # (time, speed in frame widths per second)
+        self._readings: deque[tuple[float, float, str | None]] = deque()  # (time, frame widths per second, direction)
         self._slow_since: float | None = None
         self._fast_since: float | None = None
         self.stopped = False
@@ -134,12 +183,20 @@ class BeltMotion:
             dx, dy, confidence = phase_correlate(previous[0], spectrum, shape)
             if confidence >= self.rules.min_confidence:
                 widths_per_s = float(np.hypot(dx, dy)) / grey.shape[1] / (now - previous[1])
-                self._readings.append((now, widths_per_s))
+                self._readings.append((now, widths_per_s, direction_of(dx, dy)))
         while self._readings and self._readings[0][0] < now - self.rules.window_s:
             self._readings.popleft()
-        speed = float(statistics.median([s for _, s in self._readings])) if self._readings else None
+        speed = float(statistics.median([s for _, s, _ in self._readings])) if self._readings else None
         self._update_state(speed, now)
-        return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence)
+        return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence, self._direction())
+
+    def _direction(self) -> str | None:
+        """The way the belt runs when at least 3 moving readings in the window agree and 80% of them do."""
+        moving = [d for _, speed, d in self._readings if speed >= self.rules.stopped_below]
+        for way in ("across", "down"):
+            if len(moving) >= 3 and moving.count(way) >= 0.8 * len(moving):
+                return way
+        return None
 
     def _update_state(self, speed: float | None, now: float) -> None:
         if speed is None:

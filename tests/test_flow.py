@@ -8,13 +8,16 @@ import pytest
 import yaml
 from conftest import BUNDLED_MODEL, expected_runtime
 
+from benchmarks.streams import run_daemon
+from converter.holdout import HoldoutStream, Script
 from edge.config import parse_config
 from edge.console.rois import replace_rois
 from edge.evidence.images import training_crop
 from edge.inference import Classifier, load_runtime
+from edge.motion import BeltMotion, FlowWatch, MotionRules, small_grey
 from edge.pipeline import Pipeline
 from edge.preprocess import Box, quantization_table, resize_rgb
-from edge.simulator import render_still
+from edge.simulator import ConveyorStream, render_still
 from edge.sources.base import Frame
 
 
@@ -84,3 +87,53 @@ def test_the_lane_editor_keeps_a_lanes_flow() -> None:
     config = parse_config(yaml.safe_load(text), check_files=False)
     assert [(r.name, r.flow) for r in config.rois] == [("a", "down"), ("b", "across")]
     assert text.count("flow") == 1
+
+
+class Turned:
+    """A held-out stream seen by a camera turned a quarter: the flow runs down the picture."""
+
+    def __init__(self, stream: HoldoutStream) -> None:
+        self.stream, self.fps = stream, stream.fps
+
+    def frame(self, index: int) -> np.ndarray:
+        return np.ascontiguousarray(self.stream.frame(index).transpose(1, 0, 2))
+
+
+def test_belt_motion_says_which_way_the_belt_runs() -> None:
+    """Across for the simulator's belt, down for the same frames turned, none while it stands still."""
+    stream = ConveyorStream(3, (320, 240), 160.0)
+    for turn, expected in ((False, "across"), (True, "down")):
+        motion = BeltMotion(MotionRules(), 320)
+        readings = []
+        for i in range(30):
+            frame = stream.frame_at(i / 15.0)
+            readings.append(motion.update(small_grey(frame.transpose(1, 0, 2) if turn else frame), i / 15.0).direction)
+        assert readings[-10:] == [expected] * 10, readings
+    still = BeltMotion(MotionRules(), 320)
+    frame = stream.frame_at(0.0)
+    assert [still.update(small_grey(frame), i / 15.0).direction for i in range(30)][-1] is None
+
+
+def test_a_roi_whose_flow_the_belt_contradicts_is_named_once_after_ten_seconds() -> None:
+    watch = FlowWatch(hold_s=10.0)
+    flows = {"belt": "across", "lane-1": "down"}
+    assert watch.update("down", flows, 0.0) == []
+    assert watch.update(None, flows, 5.0) == []  # no agreed reading: neither for nor against
+    assert watch.update("down", flows, 9.9) == []
+    assert watch.update("down", flows, 10.0) == ["belt"]
+    assert watch.update("down", flows, 30.0) == []  # once
+    again = FlowWatch(hold_s=10.0)
+    assert again.update("down", flows, 0.0) == [] and again.update("across", flows, 5.0) == []
+    assert again.update("down", flows, 12.0) == []  # the contradiction started again at 12 s
+
+
+def test_the_daemon_names_a_roi_set_across_on_a_belt_that_runs_down(caplog: pytest.LogCaptureFixture) -> None:
+    """Twenty seconds of a turned camera: with flow across the log says to set flow: down; with flow down it says nothing."""
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
+    for flow, warned in (("across", True), ("down", False)):
+        caplog.clear()
+        config = parse_config({"source": {"type": "synthetic", "fps": 15.0},
+                               "rois": [{"name": "belt", "box": [0, 0, 1, 1], "flow": flow}]}, check_files=False)
+        run_daemon(config, classifier, Turned(HoldoutStream(7, Script(), fps=15.0)), 300)
+        hints = [r.getMessage() for r in caplog.records if "set rois[].flow: down" in r.getMessage()]
+        assert (len(hints) == 1) == warned and len(hints) <= 1, hints
