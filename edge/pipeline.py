@@ -19,7 +19,17 @@ from edge.levels import AlertLevels, LevelChange, LevelRules, bands_from_thresho
 from edge.motion import BeltMotion, MotionReading, MotionRules, small_grey
 from edge.palette import FOREIGN_LIMIT, BeltPalette
 from edge.preprocess import Box, quantization_table, resize_rgb
-from edge.scene import BELT, SceneRules, SceneVerdict, SceneWatch, combine_verdicts, judge_statistics, scene_statistics
+from edge.scene import (
+    BELT,
+    LightBelt,
+    SceneRules,
+    SceneStatistics,
+    SceneVerdict,
+    SceneWatch,
+    combine_verdicts,
+    judge_statistics,
+    scene_statistics,
+)
 from edge.sources.base import Frame
 from edge.state import Health, Level
 
@@ -91,6 +101,7 @@ class Pipeline:
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
         self._stats_verdicts: list[SceneVerdict] = [BELT] * len(self.rois)  # the image statistics', refreshed a few times a second
+        self.light_belts = {name: LightBelt() for name, _ in self.rois}  # which ROIs' belts have shown themselves light
         # Each ROI's belt colours, learned from frames with product in view; None when scene.belt_colours is off.
         self.palettes = {name: BeltPalette() for name, _ in self.rois} if config.scene.belt_colours else None
         self._foreign: dict[int, float] = {}  # ROI index -> share of foreign colours, for ROIs over the limit
@@ -134,7 +145,7 @@ class Pipeline:
         for levels in self.levels.values():
             levels.rules = rules
         self.bands = {"warning": (rules.enter[1], rules.exit[1]), "alert": (rules.enter[2], rules.exit[2])}
-        # A frame teaches its ROI's belt colours only when the model sees product in it: well under the threshold.
+        # A frame teaches its ROI's belt colours (and its LightBelt) only when the model sees product: well under the threshold.
         self._learn_below = 0.5 * float(classifier.card.threshold)
         scene = getattr(classifier.card, "scene", None)
         self.scene_rules: SceneRules | None = scene if self.config.scene.enabled and isinstance(scene, SceneRules) else None
@@ -198,11 +209,18 @@ class Pipeline:
             self._verdicts = [BELT] * len(self.rois)
             return {}
         refresh = now >= self._next_stats
+        stats: list[SceneStatistics] = []
         if refresh:
-            self._stats_verdicts = [judge_statistics(scene_statistics(self._crops[i]), rules) for i in range(len(self.rois))]
+            stats = [scene_statistics(self._crops[i]) for i in range(len(self.rois))]
+            self._stats_verdicts = [judge_statistics(s, rules, self.light_belts[name].light)
+                                    for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()
         self._verdicts = [combine_verdicts(head, statistics, rules) for head, statistics in zip(heads, self._stats_verdicts, strict=True)]
+        if stats and self.health.verdict == Health.OK:
+            for i, (name, _) in enumerate(self.rois):  # a belt frame with product in view: what its belt looks like
+                if float(scores.alert[i]) < self._learn_below and not self._verdicts[i].doubtful:
+                    self.light_belts[name].see(stats[i])
         if self.palettes is not None:
             self._judge_colours(scores, refresh, now)
         not_a_belt = {}

@@ -8,7 +8,17 @@ from conftest import BUNDLED_MODEL
 
 from edge.modelcard import card_path_for, load_card
 from edge.preprocess import resize_rgb
-from edge.scene import IN_DOUBT, SceneRules, SceneVerdict, SceneWatch, judge_scene, judge_statistics, scene_statistics
+from edge.scene import (
+    IN_DOUBT,
+    LightBelt,
+    SceneRules,
+    SceneStatistics,
+    SceneVerdict,
+    SceneWatch,
+    judge_scene,
+    judge_statistics,
+    scene_statistics,
+)
 from edge.simulator import render_still
 
 RULES = SceneRules()
@@ -64,26 +74,48 @@ def dark_cloth(belt: np.ndarray, share: float, rng: np.random.Generator) -> np.n
     return covered
 
 
-def test_a_dark_cloth_over_most_of_the_view_is_covered() -> None:
+def test_a_dark_cloth_over_most_of_a_light_belts_view_is_covered() -> None:
     """A dark cover over 80% of the view, a corner of belt and product beside it: the crop's mean level and its
     detail are those of a belt, but the model reads the dark part as an empty belt (a blind renderer's cover raised
-    an alert so). Over 40% of the view it is still the belt's business."""
+    an alert so). Where the belt has shown itself light it reads covered; over 40% of the view it is still the
+    belt's business; where the belt has not (it may be dark itself), the rule waits."""
     rng = np.random.default_rng(11)
     belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0])
-    verdict = judge_statistics(scene_statistics(dark_cloth(belt, 0.8, rng)), BUNDLED_RULES)
+    covered = scene_statistics(dark_cloth(belt, 0.8, rng))
+    verdict = judge_statistics(covered, BUNDLED_RULES, light_belt=True)
     assert verdict.unknown and verdict.reason.startswith("covered"), verdict
-    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES).unknown
+    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES, light_belt=True).unknown
+    assert not judge_statistics(covered, BUNDLED_RULES, light_belt=False).unknown
+
+
+def test_a_belt_shows_itself_light_after_enough_frames_and_dark_again() -> None:
+    """25 frames of product on a light belt arm the dark-view rule; a black belt never does; a belt that turns dark
+    (a lamp fails) disarms it within as many frames."""
+    light, dark = SceneStatistics(0, 0.9, 20, 150, 0.0, 0.02), SceneStatistics(0, 0.9, 20, 40, 0.1, 0.4)
+    belt = LightBelt()
+    for _ in range(24):
+        belt.see(light)
+    assert not belt.light
+    belt.see(light)
+    assert belt.light
+    for _ in range(13):
+        belt.see(dark)
+    assert not belt.light
+    black = LightBelt()
+    for _ in range(100):
+        black.see(dark)
+    assert not black.light
 
 
 def test_an_empty_belt_at_night_is_not_covered() -> None:
-    """Night-shift stills, gaps included (an empty belt is dark and plain), stay belt scenes: a gap at night must
-    still alert."""
+    """Night-shift stills of gaps (an empty belt is dark) stay belt scenes even with the dark-view rule armed: a light
+    belt at night keeps its texture and its camera's noise."""
     rng = np.random.default_rng(5)
     night = []
     while len(night) < 25:
         image, truth = render_still(rng, "alert", lane_crop=False)
         if truth.conditions["gain"] < 0.5:
-            night.append(judge_statistics(scene_statistics(crop(image)), BUNDLED_RULES))
+            night.append(judge_statistics(scene_statistics(crop(image)), BUNDLED_RULES, light_belt=True))
     assert not any(v.unknown for v in night), [v.reason for v in night if v.unknown]
 
 
