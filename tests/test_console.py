@@ -213,7 +213,7 @@ def test_saving_lanes_rewrites_the_file_atomically_with_a_backup_and_applies_the
     lanes = [{"name": "belt", "box": [0.0, 0.0, 1.0, 1.0]}, {"name": "lane-b", "box": [0.12345678, 0.5, 0.5, 0.5]}]
     status, body = http.post("/api/rois", {"rois": lanes}, csrf=http.csrf())
     assert status == 200, body
-    assert body["rois"][1] == {"name": "lane-b", "box": [0.1235, 0.5, 0.5, 0.5]}
+    assert body["rois"][1] == {"name": "lane-b", "box": [0.1235, 0.5, 0.5, 0.5], "flow": "across"}
     after = editable.config_path.read_text()
     assert after == before + 'rois:\n  - name: "belt"\n    box: [0.0, 0.0, 1.0, 1.0]\n  - name: "lane-b"\n    box: [0.1235, 0.5, 0.5, 0.5]\n'
     assert editable.config_path.with_name("config.yaml.bak").read_text() == before

@@ -92,3 +92,25 @@ def test_a_daemon_without_a_config_file_cannot_save(tmp_path: Path) -> None:
     assert ed.writable() is not None
     with pytest.raises(RoiSaveError, match="not started from a config file"):
         ed.save(LANES)
+
+
+def test_lanes_sent_with_the_default_flow_keep_the_files_comments(tmp_path: Path) -> None:
+    """The lane page sends every lane's flow, "across" included: only the rois block changes, comments stay."""
+    applied: list[object] = []
+    ed, path = editor(tmp_path, applied)
+    ed.save([{**lane, "flow": "across"} for lane in LANES])
+    after = path.read_text()
+    assert after.startswith("# line 3 config\n") and "# levels tuned on site" in after and "Rewritten" not in after
+    assert "flow" not in after
+
+
+def test_a_lane_sent_without_its_flow_keeps_the_flow_it_runs_with(tmp_path: Path) -> None:
+    """A client that moves a box and knows nothing of ``flow`` does not turn a flow-down lane back to across."""
+    path = tmp_path / "config.yaml"
+    path.write_text("# camera along the belt\nrois:\n  - name: belt\n    box: [0.0, 0.0, 1.0, 1.0]\n    flow: down\n")
+    running = load_config(path)
+    ed = RoiEditor(path, lambda: running, lambda c: None)
+    saved = ed.save([{"name": "belt", "box": [0.1, 0.0, 0.9, 1.0]}, {"name": "new", "box": [0.0, 0.0, 0.1, 1.0]}])
+    assert [(r.name, r.flow) for r in saved.rois] == [("belt", "down"), ("new", "across")]
+    assert [(r.name, r.flow) for r in load_config(path).rois] == [("belt", "down"), ("new", "across")]
+    assert path.read_text().startswith("# camera along the belt\n")

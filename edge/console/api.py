@@ -17,7 +17,8 @@ Read (any logged-in user)::
 
 Write (admin, same origin, ``X-CSRF-Token``)::
 
-    POST /api/rois            {"rois": [{"name": ..., "box": [x, y, w, h]}]}   400 {"problems": [...]} when invalid
+    POST /api/rois            {"rois": [{"name": ..., "box": [x, y, w, h], "flow": "across"}]}   (flow optional: kept as it
+                              runs) 400 {"problems": [...]} when invalid
     POST /api/capture         {"enabled": true, "every_s": 10}
     POST /api/dataset/labels  {"labels": [{"id": "<record>/<roi>", "label": "alert" | "acceptable" | "unknown" | null}]}
     POST /api/login           {"user": ..., "password": ...}  (no token needed)   POST /api/logout
@@ -59,7 +60,7 @@ ROI_NAME = re.compile(NAME_PATTERN)
 EVENTS_LIMIT = 200
 CHUNK = 256 * 1024
 FIRST_FRAME_WAIT_S = 5.0
-JSON_HINT = {"rois": '{"rois": [{"name": ..., "box": [x, y, width, height]}]}',
+JSON_HINT = {"rois": '{"rois": [{"name": ..., "box": [x, y, width, height], "flow": "across" or "down" (optional)}]}',
              "capture": '{"enabled": true|false, "every_s": 1-86400 (optional)}',
              "labels": '{"labels": [{"id": "<record>/<roi>", "label": "alert"|"acceptable"|"unknown"|null}]}'}
 

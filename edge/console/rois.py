@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from edge.config import EdgeConfig, parse_config, safe_load
+from edge.config import EdgeConfig, Roi, parse_config, safe_load
 from edge.errors import ConfigError, EdgeError
 
 TOP_LEVEL_KEY = re.compile(r"^[^\s#-][^:]*:")
@@ -47,6 +47,23 @@ def normalise(rois: Any) -> Any:
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in roi["box"]):
             x, y, w, h = (round(float(v), DECIMALS) for v in roi["box"])
             roi = {**roi, "box": [x, y, min(w, round(1.0 - x, DECIMALS)), min(h, round(1.0 - y, DECIMALS))]}
+        out.append(roi)
+    return out
+
+
+def with_flows(rois: Any, running: Iterable[Roi]) -> Any:
+    """Each lane's ``flow`` as sent, else as that lane (by name) runs now: a client that knows nothing of ``flow``
+    keeps it. The default, ``across``, is left out, as the file would say it. Anything that is not a list of ROI
+    mappings goes through unchanged for the validator."""
+    if not isinstance(rois, list):
+        return rois
+    flows = {roi.name: roi.flow for roi in running}
+    out = []
+    for roi in rois:
+        if isinstance(roi, dict):
+            name = roi.get("name")
+            flow = roi["flow"] if "flow" in roi else flows.get(name, "across") if isinstance(name, str) else "across"
+            roi = {key: value for key, value in roi.items() if key != "flow"} | ({} if flow == "across" else {"flow": flow})
         out.append(roi)
     return out
 
@@ -144,7 +161,7 @@ class RoiEditor:
                 raise RoiSaveError(f"{name}: the file no longer parses as YAML; fix it by hand ({exc})") from exc
             if not isinstance(data, dict):
                 raise RoiSaveError(f"{name}: expected a mapping of sections at the top level")
-            wanted = {**data, "rois": normalise(rois)}
+            wanted = {**data, "rois": with_flows(normalise(rois), self._running().rois)}
             parse_config(wanted, name)  # raises ConfigError worded as check-config words it
             new_text = replace_rois(text, wanted["rois"])
             if safe_load(new_text) != wanted:  # unusual YAML (anchors, flow style across keys): write it plainly
@@ -168,4 +185,4 @@ class RoiEditor:
             return running
 
 
-__all__ = ["ConfigError", "RoiEditor", "RoiSaveError", "normalise", "replace_rois", "rois_block"]
+__all__ = ["ConfigError", "RoiEditor", "RoiSaveError", "normalise", "replace_rois", "rois_block", "with_flows"]
