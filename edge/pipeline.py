@@ -212,7 +212,7 @@ class Pipeline:
         stats: list[SceneStatistics] = []
         if refresh:
             stats = [scene_statistics(self._crops[i]) for i in range(len(self.rois))]
-            self._stats_verdicts = [judge_statistics(s, rules, self.light_belts[name].light)
+            self._stats_verdicts = [judge_statistics(s, rules, self.light_belts[name].level)
                                     for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()

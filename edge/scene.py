@@ -34,6 +34,9 @@ BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels
 # black belt, or a dim one on a camera that smooths its noise away, is just as dark and plain: see LightBelt.
 DARK_LEVEL = 22.0
 PLAIN_STD = 3.0
+# A cover hides part of a view whose light has not changed: the blocks it leaves are at least this share as bright
+# as the ROI's view with product usually is. After a change of light an empty belt is dark all over.
+STILL_LIT = 0.6
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class SceneStatistics:
     brightness: float
     dark_share: float = 0.0  # share of 8x8-pixel blocks that are dark and plain
     dark_pixels: float = 0.0  # share of (sampled) pixels darker than DARK_LEVEL
+    lit_level: float = 0.0  # mean grey level of the blocks that are not dark and plain (0 when there are none)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
     residual = blocks - np.float32(float(np.vdot(blocks, x)) / norm) * x - np.float32(float(np.vdot(blocks, y)) / norm) * y
     detail = float(np.sqrt(np.vdot(residual, residual) / residual.size))
     dark_share = dark_pixels = 0.0
+    lit_level = brightness
     if float(grey.min()) < DARK_LEVEL:  # else no pixel, and no block, can be dark: skip the test
         dark_pixels = float(np.count_nonzero(grey < np.float32(DARK_LEVEL))) / grey.size
         squares = centred * centred
@@ -127,18 +132,22 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
                          + rows_sq[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
         dark = block_means < np.float32(DARK_LEVEL - brightness)  # block means are centred on the crop's mean
         plain = block_squares - block_means * block_means < np.float32(PLAIN_STD * PLAIN_STD)
-        dark_share = float(np.count_nonzero(dark & plain)) / dark.size
-    return SceneStatistics(saturated, correlation, detail, brightness, dark_share, dark_pixels)
+        lit = ~(dark & plain)
+        lit_blocks = np.count_nonzero(lit)
+        dark_share = 1.0 - lit_blocks / lit.size
+        lit_level = float(block_means[lit].mean()) + brightness if lit_blocks else 0.0
+    return SceneStatistics(saturated, correlation, detail, brightness, dark_share, dark_pixels, lit_level)
 
 
-def judge_statistics(stats: SceneStatistics, rules: SceneRules, light_belt: bool = False) -> SceneVerdict:
-    """The image statistics' verdict alone. ``light_belt``: this ROI's belt has shown itself light
-    (:class:`LightBelt`), so a view mostly dark and plain is a cover rather than an empty stretch of it."""
+def judge_statistics(stats: SceneStatistics, rules: SceneRules, belt_level: float | None = None) -> SceneVerdict:
+    """The image statistics' verdict alone. ``belt_level``: the mean grey level this ROI shows with product on its
+    light belt (:class:`LightBelt`; None until known). Only then is a view mostly dark and plain a cover, and only
+    while the rest of it is still lit as before: the same view after the lights dimmed is a dim belt, not a cover."""
     if stats.saturated > rules.max_saturated:
         return SceneVerdict(True, f"glare: {stats.saturated:.0%} of pixels blown out (limit {rules.max_saturated:.0%})")
     if stats.brightness < rules.min_brightness:
         return SceneVerdict(True, f"covered or unlit: mean level {stats.brightness:.1f} < {rules.min_brightness:.1f}")
-    if light_belt and stats.dark_share > rules.max_dark_share:
+    if belt_level is not None and stats.dark_share > rules.max_dark_share and stats.lit_level >= STILL_LIT * belt_level:
         return SceneVerdict(True, f"covered: {stats.dark_share:.0%} of the view dark and plain (limit {rules.max_dark_share:.0%})")
     if stats.detail < rules.min_detail:
         return SceneVerdict(True, f"featureless view: detail {stats.detail:.2f} < {rules.min_detail:.2f}")
@@ -187,14 +196,16 @@ class LightBelt:
 
     def __init__(self, frames: int = 25, dark_pixels_below: float = 0.1) -> None:
         self.dark_pixels_below = dark_pixels_below
-        self._seen: deque[float] = deque(maxlen=frames)
-        self.light = False
+        self._dark: deque[float] = deque(maxlen=frames)
+        self._levels: deque[float] = deque(maxlen=frames)
+        self.level: float | None = None  # the view's mean grey level with product, once the belt has shown itself light
 
     def see(self, stats: SceneStatistics) -> None:
         """Feed the statistics of a frame in which the model sees product and the judges see a belt."""
-        seen = self._seen
-        seen.append(stats.dark_pixels)
-        self.light = len(seen) == seen.maxlen and statistics.median(seen) <= self.dark_pixels_below
+        self._dark.append(stats.dark_pixels)
+        self._levels.append(stats.brightness)
+        light = len(self._dark) == self._dark.maxlen and statistics.median(self._dark) <= self.dark_pixels_below
+        self.level = statistics.median(self._levels) if light else None
 
 
 class SceneWatch:

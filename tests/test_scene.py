@@ -82,29 +82,30 @@ def test_a_dark_cloth_over_most_of_a_light_belts_view_is_covered() -> None:
     rng = np.random.default_rng(11)
     belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0])
     covered = scene_statistics(dark_cloth(belt, 0.8, rng))
-    verdict = judge_statistics(covered, BUNDLED_RULES, light_belt=True)
+    verdict = judge_statistics(covered, BUNDLED_RULES, belt_level=float(belt.mean()))
     assert verdict.unknown and verdict.reason.startswith("covered"), verdict
-    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES, light_belt=True).unknown
-    assert not judge_statistics(covered, BUNDLED_RULES, light_belt=False).unknown
+    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES, belt_level=float(belt.mean())).unknown
+    assert not judge_statistics(covered, BUNDLED_RULES, belt_level=None).unknown
+    assert not judge_statistics(covered, BUNDLED_RULES, belt_level=2.0 * covered.lit_level).unknown  # the light changed
 
 
 def test_a_belt_shows_itself_light_after_enough_frames_and_dark_again() -> None:
-    """25 frames of product on a light belt arm the dark-view rule; a black belt never does; a belt that turns dark
-    (a lamp fails) disarms it within as many frames."""
-    light, dark = SceneStatistics(0, 0.9, 20, 150, 0.0, 0.02), SceneStatistics(0, 0.9, 20, 40, 0.1, 0.4)
+    """25 frames of product on a light belt arm the dark-view rule with the view's usual level; a black belt never
+    does; a belt that turns dark (a lamp fails) disarms it within as many frames."""
+    light, dark = SceneStatistics(0, 0.9, 20, 150, 0.0, 0.02, 150), SceneStatistics(0, 0.9, 20, 40, 0.1, 0.4, 45)
     belt = LightBelt()
     for _ in range(24):
         belt.see(light)
-    assert not belt.light
+    assert belt.level is None
     belt.see(light)
-    assert belt.light
+    assert belt.level == 150
     for _ in range(13):
         belt.see(dark)
-    assert not belt.light
+    assert belt.level is None
     black = LightBelt()
     for _ in range(100):
         black.see(dark)
-    assert not black.light
+    assert black.level is None
 
 
 def test_an_empty_belt_at_night_is_not_covered() -> None:
@@ -115,7 +116,7 @@ def test_an_empty_belt_at_night_is_not_covered() -> None:
     while len(night) < 25:
         image, truth = render_still(rng, "alert", lane_crop=False)
         if truth.conditions["gain"] < 0.5:
-            night.append(judge_statistics(scene_statistics(crop(image)), BUNDLED_RULES, light_belt=True))
+            night.append(judge_statistics(scene_statistics(crop(image)), BUNDLED_RULES, belt_level=0.0))
     assert not any(v.unknown for v in night), [v.reason for v in night if v.unknown]
 
 
