@@ -34,9 +34,10 @@ BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels
 # black belt, or a dim one on a camera that smooths its noise away, is just as dark and plain: see LightBelt.
 DARK_LEVEL = 22.0
 PLAIN_STD = 3.0
-# A cover hides part of a view whose light has not changed: the blocks it leaves are at least this share as bright
-# as the ROI's view with product usually is. After a change of light an empty belt is dark all over.
-STILL_LIT = 0.6
+# A cover hides part of a view whose light has not changed: the brightest blocks it leaves are at least this share
+# as bright as the ROI's brightest with product usually are (a blind renderer's soft-edged cover: 0.58). After the
+# lights dim to 40%, an empty belt is dark all over (0.4).
+STILL_LIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class SceneStatistics:
     brightness: float
     dark_share: float = 0.0  # share of 8x8-pixel blocks that are dark and plain
     dark_pixels: float = 0.0  # share of (sampled) pixels darker than DARK_LEVEL
-    lit_level: float = 0.0  # mean grey level of the blocks that are not dark and plain (0 when there are none)
+    bright_level: float = 0.0  # grey level of the second-brightest 8x8-pixel block: how lit the view's lit part is
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
     x, y, norm = _plane(n)
     residual = blocks - np.float32(float(np.vdot(blocks, x)) / norm) * x - np.float32(float(np.vdot(blocks, y)) / norm) * y
     detail = float(np.sqrt(np.vdot(residual, residual) / residual.size))
+    # The second-brightest block rather than the brightest: one glint does not make a dim view lit.
+    bright_level = float(np.partition(block_means.ravel(), block_means.size - 2)[-2]) + brightness
     dark_share = dark_pixels = 0.0
-    lit_level = brightness
     if float(grey.min()) < DARK_LEVEL:  # else no pixel, and no block, can be dark: skip the test
         dark_pixels = float(np.count_nonzero(grey < np.float32(DARK_LEVEL))) / grey.size
         squares = centred * centred
@@ -132,22 +134,19 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8]) -> SceneStatistics:
                          + rows_sq[:, 3 : n * BLOCK : BLOCK]) * np.float32(1.0 / (BLOCK * BLOCK))
         dark = block_means < np.float32(DARK_LEVEL - brightness)  # block means are centred on the crop's mean
         plain = block_squares - block_means * block_means < np.float32(PLAIN_STD * PLAIN_STD)
-        lit = ~(dark & plain)
-        lit_blocks = np.count_nonzero(lit)
-        dark_share = 1.0 - lit_blocks / lit.size
-        lit_level = float(block_means[lit].mean()) + brightness if lit_blocks else 0.0
-    return SceneStatistics(saturated, correlation, detail, brightness, dark_share, dark_pixels, lit_level)
+        dark_share = float(np.count_nonzero(dark & plain)) / dark.size
+    return SceneStatistics(saturated, correlation, detail, brightness, dark_share, dark_pixels, bright_level)
 
 
 def judge_statistics(stats: SceneStatistics, rules: SceneRules, belt_level: float | None = None) -> SceneVerdict:
-    """The image statistics' verdict alone. ``belt_level``: the mean grey level this ROI shows with product on its
+    """The image statistics' verdict alone. ``belt_level``: the ``bright_level`` this ROI shows with product on its
     light belt (:class:`LightBelt`; None until known). Only then is a view mostly dark and plain a cover, and only
     while the rest of it is still lit as before: the same view after the lights dimmed is a dim belt, not a cover."""
     if stats.saturated > rules.max_saturated:
         return SceneVerdict(True, f"glare: {stats.saturated:.0%} of pixels blown out (limit {rules.max_saturated:.0%})")
     if stats.brightness < rules.min_brightness:
         return SceneVerdict(True, f"covered or unlit: mean level {stats.brightness:.1f} < {rules.min_brightness:.1f}")
-    if belt_level is not None and stats.dark_share > rules.max_dark_share and stats.lit_level >= STILL_LIT * belt_level:
+    if belt_level is not None and stats.dark_share > rules.max_dark_share and stats.bright_level >= STILL_LIT * belt_level:
         return SceneVerdict(True, f"covered: {stats.dark_share:.0%} of the view dark and plain (limit {rules.max_dark_share:.0%})")
     if stats.detail < rules.min_detail:
         return SceneVerdict(True, f"featureless view: detail {stats.detail:.2f} < {rules.min_detail:.2f}")
@@ -198,12 +197,12 @@ class LightBelt:
         self.dark_pixels_below = dark_pixels_below
         self._dark: deque[float] = deque(maxlen=frames)
         self._levels: deque[float] = deque(maxlen=frames)
-        self.level: float | None = None  # the view's mean grey level with product, once the belt has shown itself light
+        self.level: float | None = None  # the view's usual bright_level with product, once the belt has shown itself light
 
     def see(self, stats: SceneStatistics) -> None:
         """Feed the statistics of a frame in which the model sees product and the judges see a belt."""
         self._dark.append(stats.dark_pixels)
-        self._levels.append(stats.brightness)
+        self._levels.append(stats.bright_level)
         light = len(self._dark) == self._dark.maxlen and statistics.median(self._dark) <= self.dark_pixels_below
         self.level = statistics.median(self._levels) if light else None
 

@@ -81,24 +81,24 @@ def test_a_dark_cloth_over_most_of_a_light_belts_view_is_covered() -> None:
     belt's business; where the belt has not (it may be dark itself), the rule waits."""
     rng = np.random.default_rng(11)
     belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0])
-    covered = scene_statistics(dark_cloth(belt, 0.8, rng))
-    verdict = judge_statistics(covered, BUNDLED_RULES, belt_level=float(belt.mean()))
+    covered, usual = scene_statistics(dark_cloth(belt, 0.8, rng)), scene_statistics(belt).bright_level
+    verdict = judge_statistics(covered, BUNDLED_RULES, belt_level=usual)
     assert verdict.unknown and verdict.reason.startswith("covered"), verdict
-    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES, belt_level=float(belt.mean())).unknown
+    assert not judge_statistics(scene_statistics(dark_cloth(belt, 0.4, rng)), BUNDLED_RULES, belt_level=usual).unknown
     assert not judge_statistics(covered, BUNDLED_RULES, belt_level=None).unknown
-    assert not judge_statistics(covered, BUNDLED_RULES, belt_level=2.0 * covered.lit_level).unknown  # the light changed
+    assert not judge_statistics(covered, BUNDLED_RULES, belt_level=2.5 * covered.bright_level).unknown  # the light changed
 
 
 def test_a_belt_shows_itself_light_after_enough_frames_and_dark_again() -> None:
     """25 frames of product on a light belt arm the dark-view rule with the view's usual level; a black belt never
     does; a belt that turns dark (a lamp fails) disarms it within as many frames."""
-    light, dark = SceneStatistics(0, 0.9, 20, 150, 0.0, 0.02, 150), SceneStatistics(0, 0.9, 20, 40, 0.1, 0.4, 45)
+    light, dark = SceneStatistics(0, 0.9, 20, 150, 0.0, 0.02, 200), SceneStatistics(0, 0.9, 20, 40, 0.1, 0.4, 60)
     belt = LightBelt()
     for _ in range(24):
         belt.see(light)
     assert belt.level is None
     belt.see(light)
-    assert belt.level == 150
+    assert belt.level == 200
     for _ in range(13):
         belt.see(dark)
     assert belt.level is None
