@@ -299,7 +299,8 @@ class Daemon:
             pipeline.levels[name] = old_pipeline.levels[name]
         for name in kept:
             pipeline.scenes[name] = old_pipeline.scenes[name]
-            pipeline.light_belts[name] = old_pipeline.light_belts[name]
+            if pipeline.light_belts is not None and old_pipeline.light_belts is not None:
+                pipeline.light_belts[name] = old_pipeline.light_belts[name]
             if pipeline.palettes is not None and old_pipeline.palettes is not None:  # the same place on the same belt
                 pipeline.palettes[name] = old_pipeline.palettes[name]
             if name in old_pipeline.level_before_scene:

@@ -101,7 +101,8 @@ class Pipeline:
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
         self._stats_verdicts: list[SceneVerdict] = [BELT] * len(self.rois)  # the image statistics', refreshed a few times a second
-        self.light_belts = {name: LightBelt() for name, _ in self.rois}  # which ROIs' belts have shown themselves light
+        # Which ROIs' belts have shown themselves light (scene.dark_covers); None when the dark-view rule is off.
+        self.light_belts = {name: LightBelt() for name, _ in self.rois} if config.scene.dark_covers else None
         # Each ROI's belt colours, learned from frames with product in view; None when scene.belt_colours is off.
         self.palettes = {name: BeltPalette() for name, _ in self.rois} if config.scene.belt_colours else None
         self._foreign: dict[int, float] = {}  # ROI index -> share of foreign colours, for ROIs over the limit
@@ -156,6 +157,8 @@ class Pipeline:
         self._next_health = float("-inf")
         for watch in self.scenes.values():
             watch.reset()
+        if self.light_belts is not None:  # the reopened camera may look elsewhere: the dark-view rule waits again
+            self.light_belts = {name: LightBelt() for name in self.light_belts}
         self._next_stats = float("-inf")
         if self.motion is not None:
             self.motion.reset()
@@ -212,12 +215,13 @@ class Pipeline:
         stats: list[SceneStatistics] = []
         if refresh:
             stats = [scene_statistics(self._crops[i]) for i in range(len(self.rois))]
-            self._stats_verdicts = [judge_statistics(s, rules, self.light_belts[name].level)
+            belts = self.light_belts
+            self._stats_verdicts = [judge_statistics(s, rules, None if belts is None else belts[name].level)
                                     for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()
         self._verdicts = [combine_verdicts(head, statistics, rules) for head, statistics in zip(heads, self._stats_verdicts, strict=True)]
-        if stats and self.health.verdict == Health.OK:
+        if stats and self.light_belts is not None and self.health.verdict == Health.OK:
             for i, (name, _) in enumerate(self.rois):  # a belt frame with product in view: what its belt looks like
                 if float(scores.alert[i]) < self._learn_below and not self._verdicts[i].doubtful:
                     self.light_belts[name].see(stats[i])

@@ -9,9 +9,9 @@ out, or a failing sensor's noise: the alert model's output means nothing then, s
 * cheap **image statistics** on the 64x64 crop, each with a limit from the card (calibrated on the
   validation set's belt frames): the share of pixels blown out towards white (glare), the correlation between
   neighbouring pixels (noise has none), the residual detail after removing a lighting gradient
-  (walls, covers and blank views have almost none), the mean brightness (a capped lens), and the share
-  of the view that is dark and plain (a cloth or a hand in shadow over most of the lens, a corner of belt
-  still showing).
+  (walls, covers and blank views have almost none), the mean brightness (a capped lens), and, with
+  ``scene.dark_covers`` (off by default, see :class:`LightBelt`), the share of the view that is dark and
+  plain (a cloth over most of the lens, a corner of belt still showing).
 
 A user's own single-output model has no unknown head; then the statistics judge alone.
 """

@@ -189,11 +189,18 @@ class Scene(Section):
                                    "the model takes for a gap that is mostly in other colours (a wall, a cover) reads "
                                    "unknown. Only where the lighting is fixed: after a sudden change of light an empty "
                                    "belt can read unknown until product passes again (docs/detection.md)")
+    dark_covers: bool = Field(
+        default=False, description="a view mostly dark and plain while the rest of it is lit as usual reads unknown "
+                                   "(a dark cloth or coat over most of the lens), once the ROI's belt has shown itself "
+                                   "light. Only where the lighting is fixed: a shadow or a failed lamp over most of the "
+                                   "view makes a mid-grey empty belt look the same, and a gap then can read unknown "
+                                   "for seconds (docs/detection.md)")
 
     @model_validator(mode="after")
     def _colours_need_the_scene(self) -> Scene:
-        if self.belt_colours and not self.enabled:
-            raise ValueError("belt_colours needs enabled: true (the belt's colours are one of the scene judges)")
+        for option in ("belt_colours", "dark_covers"):
+            if getattr(self, option) and not self.enabled:
+                raise ValueError(f"{option} needs enabled: true (it is one of the scene judges)")
         return self
 
 
