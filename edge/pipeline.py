@@ -214,8 +214,8 @@ class Pipeline:
         refresh = now >= self._next_stats
         stats: list[SceneStatistics] = []
         if refresh:
-            stats = [scene_statistics(self._crops[i]) for i in range(len(self.rois))]
             belts = self.light_belts
+            stats = [scene_statistics(self._crops[i], dark_views=belts is not None) for i in range(len(self.rois))]
             self._stats_verdicts = [judge_statistics(s, rules, None if belts is None else belts[name].level)
                                     for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S

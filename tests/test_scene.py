@@ -162,3 +162,13 @@ def test_a_scene_with_unknown_frames_reads_unknown_within_its_window() -> None:
     flagged = SceneVerdict(True, "glare: 60% of pixels blown out (limit 25%)", True)
     readings = feed(watch, flagged, 0.0, 1.0)
     assert readings.index(True) < 5 and watch.reason.startswith("glare")
+
+
+def test_without_dark_covers_the_device_skips_only_their_statistics() -> None:
+    """``dark_views=False`` (scene.dark_covers off) gives the same four statistics and none of the dark ones."""
+    rng = np.random.default_rng(11)
+    covered = dark_cloth(crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0]), 0.8, rng)
+    full, lean = scene_statistics(covered), scene_statistics(covered, dark_views=False)
+    assert (lean.saturated, lean.correlation, lean.detail, lean.brightness) == (full.saturated, full.correlation, full.detail,
+                                                                                full.brightness)
+    assert full.dark_share > 0.6 and (lean.dark_share, lean.dark_pixels, lean.bright_level) == (0.0, 0.0, 0.0)
