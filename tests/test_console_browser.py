@@ -162,11 +162,14 @@ def test_drawing_a_lane_rewrites_the_config_and_a_new_state_topic_appears(daemon
         page.mouse.down()
         page.mouse.move(*at(0.7, 0.95), steps=8)
         page.mouse.up()
+        # Product runs down the picture in the new lane.
+        page.select_option("#lane-list li:nth-child(2) select", "down")
         shot(page, "lanes-drawn")
         page.click("#save")
         page.wait_for_function("() => document.getElementById('message').textContent.startsWith('Saved to')")
         saved = load_config(daemon.config)
         assert [r.name for r in saved.rois] == ["belt", "lane-2"]
+        assert [r.flow for r in saved.rois] == ["across", "down"]
         x, y, w, h = saved.rois[1].box
         assert (x, y, w, h) == pytest.approx((0.3, 0.5, 0.4, 0.45), abs=0.01)
         assert daemon.config.with_name("config.yaml.bak").read_text() == before

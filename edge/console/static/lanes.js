@@ -94,8 +94,15 @@ function list() {
     name.addEventListener("focus", () => { selected = i; draw(); mark(); });
     const remove = CW.el("button", { type: "button", class: "admin-only", title: "remove this lane" }, "✕");
     remove.addEventListener("click", () => { lanes.splice(i, 1); selected = -1; refresh(); });
+    // Which way product moves through this lane's box: the model reads a flow across the picture best, and a box
+    // whose flow runs down is turned for it (rois[].flow).
+    const flow = CW.el("select", { "aria-label": "flow", title: "which way product moves through this lane" },
+      CW.el("option", { value: "across" }, "flow across"), CW.el("option", { value: "down" }, "flow down"));
+    flow.value = lane.flow;
+    flow.disabled = !canEdit;
+    flow.addEventListener("change", () => { lane.flow = flow.value; dirty(); });
     const box = CW.el("span", { class: "box" }, `x ${lane.box[0].toFixed(3)}  y ${lane.box[1].toFixed(3)}  w ${lane.box[2].toFixed(3)}  h ${lane.box[3].toFixed(3)}`);
-    const li = CW.el("li", { class: i === selected ? "selected" : "" }, name, " ", remove, box);
+    const li = CW.el("li", { class: i === selected ? "selected" : "" }, name, " ", flow, " ", remove, box);
     li.addEventListener("click", (event) => { if (event.target === li) { selected = i; refresh(); } });
     ol.append(li);
   });
