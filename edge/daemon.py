@@ -97,6 +97,7 @@ class Daemon:
         self._belt_speed: float | None = None  # the last reliable belt speed (frame pixels per second)
         self._belt_direction: str | None = None  # which way the belt runs in the picture, when the readings agree
         self._flow_watch = FlowWatch()
+        self._flows = {roi.name: roi.flow for roi in self.config.rois}  # what each ROI's flow says, for the watch
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
         self.loop_ended_at: float | None = None
@@ -243,11 +244,11 @@ class Daemon:
                             result.not_a_belt, belt, None if motion is None else motion.speed_px_s)
         self._belt_speed = None if motion is None else motion.speed_px_s
         self._belt_direction = None if motion is None else motion.direction
-        if motion is not None:
-            flows = {roi.name: roi.flow for roi in self.config.rois}
-            for name in self._flow_watch.update(motion.direction, flows, frame.monotonic):
+        if motion is not None and motion.direction is not None:
+            for name in self._flow_watch.update(motion.direction, self._flows, frame.monotonic):
                 log.warning("ROI %s: the belt runs %s the picture but its flow is %s; the model reads a flow across best: "
-                            "set rois[].flow: %s for it (docs/detection.md)", name, motion.direction, flows[name], motion.direction)
+                            "set rois[].flow: %s for it (docs/detection.md)", name, motion.direction, self._flows[name],
+                            motion.direction)
 
     def _camera_fault(self, reason: str, frame_seq: int) -> None:
         unknown = {roi: Level.UNKNOWN for roi, _ in self.state.levels}
@@ -310,6 +311,7 @@ class Daemon:
         self.config = self.parts.config = config
         self.pipeline = pipeline
         self._flow_watch.reset()
+        self._flows = {roi.name: roi.flow for roi in config.rois}
         self._judged_once &= kept
         old_levels = dict(old_state.levels)
         names = [name for name, _ in pipeline.rois]

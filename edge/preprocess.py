@@ -93,7 +93,7 @@ def resize_rgb(frame: Uint8Image, box: Box = WHOLE_FRAME, size: int = INPUT_SIZE
     rows, cols = _sample_indices(frame.shape[0], frame.shape[1], box, size)
     # Two 1-D takes pick the same pixels as frame[rows[:, None], cols] at a third of the cost.
     crop = frame.take(rows, axis=0).take(cols, axis=1)
-    return np.ascontiguousarray(crop.transpose(1, 0, 2)) if box.turned else crop
+    return crop.transpose(1, 0, 2) if box.turned else crop  # a view: callers copy the crop into their own buffer
 
 
 @lru_cache(maxsize=16)
