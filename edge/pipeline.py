@@ -230,7 +230,7 @@ class Pipeline:
         not_a_belt = {}
         for (name, _), verdict in zip(self.rois, self._verdicts, strict=True):
             watch, was_unknown = self.scenes[name], self.scenes[name].unknown
-            if watch.update(verdict, now):
+            if watch.update(verdict, now, reads_ok=self.levels[name].level == Level.OK):
                 not_a_belt[name] = watch.reason
                 if not was_unknown:  # remember the level the scene interrupted
                     self.level_before_scene[name] = self.levels[name].level
@@ -269,8 +269,11 @@ class Pipeline:
             return None
         # A hand or a cover in the view is not the belt stopping: no reading while any ROI's frame is judged unknown or
         # its scene reads unknown (a still cover flagged on one frame in three was read as a stopped belt otherwise).
-        # Doubt alone does not count: an empty belt can hold the scene head in doubt, and it can stop.
-        if any(verdict.unknown for verdict in self._verdicts) or any(w.unknown for w in self.scenes.values()):
+        # Doubt counts only where the level reads ok: an empty belt can hold the scene head in doubt, and it can stop
+        # (its level then reads the gap); a still wall that holds it in doubt was read as a stopped belt otherwise.
+        if (any(verdict.unknown or (verdict.doubtful and self.levels[name].level == Level.OK)
+                for (name, _), verdict in zip(self.rois, self._verdicts, strict=True))
+                or any(w.unknown for w in self.scenes.values())):
             return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
             self.motion.frame_width = frame.pixels.shape[1]

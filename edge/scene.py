@@ -82,6 +82,12 @@ IN_DOUBT = SceneVerdict(False, "", True)
 # every frame. Full belts sit near 0; on some belts an empty stretch sits in the band too (its frames then hold the
 # level the gap's arrival brought), which is why doubt alone never makes a region unknown.
 DOUBT_LEVEL = 0.5
+# A region held in doubt this long while its level still reads ok reads unknown: its frames feed no level, so it would
+# read 'ok' for as long as, say, a wall the head doubts is in view (a blind renderer's cream wall: every frame between
+# 0.5 and the card's threshold, the alert output saying "gap"). A level that reads a gap is never withdrawn so: an
+# empty belt can hold the head in doubt for the whole gap, after its first frames raised the alert.
+DOUBT_HOLD_S = 2.0
+DOUBT_HOLD_SHARE = 0.8  # the share of the window in doubt, all through the hold (a belt doubted one frame in three is read)
 
 
 @lru_cache(maxsize=4)
@@ -219,6 +225,9 @@ class SceneWatch:
     at least unknown, and reads the belt again once no more than ``exit_share`` are doubtful. The
     hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
     in three; a cover that holds the head just under its threshold: one in three) from flickering.
+
+    Doubt without an unknown frame makes the region unknown only while its level reads ok (a stale ok, see
+    :data:`DOUBT_HOLD_S`): never while it reads a gap.
     """
 
     def __init__(self, window_s: float, min_frames: int, enter_share: float = 0.5, exit_share: float = 0.2) -> None:
@@ -226,11 +235,13 @@ class SceneWatch:
         self.enter_share, self.exit_share = enter_share, exit_share
         self._verdicts: deque[tuple[float, bool, bool]] = deque()  # (time, unknown, doubtful)
         self._unknowns = self._doubts = 0
+        self._doubt_since: float | None = None  # since when at least DOUBT_HOLD_SHARE of the window has been in doubt
         self.unknown = False
         self.reason = ""
 
-    def update(self, verdict: SceneVerdict, now: float) -> bool:
-        """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown."""
+    def update(self, verdict: SceneVerdict, now: float, reads_ok: bool = False) -> bool:
+        """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown.
+        ``reads_ok``: the region's level reads ok (then a long doubt alone makes it unknown)."""
         doubtful = verdict.doubtful or verdict.unknown
         self._verdicts.append((now, verdict.unknown, doubtful))
         self._unknowns += verdict.unknown
@@ -244,8 +255,16 @@ class SceneWatch:
         share = self._doubts / len(self._verdicts)
         # Doubt alone never makes a region unknown: an empty belt can hold the bundled scene head between its
         # midpoint and the card's threshold for as long as the gap lasts, and that gap must stay an alert.
+        if share < DOUBT_HOLD_SHARE:
+            self._doubt_since = None
+        elif self._doubt_since is None:
+            self._doubt_since = now
+        held = 0.0 if self._doubt_since is None else now - self._doubt_since
         if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
             self.unknown = True
+        elif not self.unknown and reads_ok and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
+            self.unknown = True
+            self.reason = f"in doubt for {held:.1f} s while no frame read the belt (model unknown probability over {DOUBT_LEVEL})"
         elif self.unknown and share <= self.exit_share:
             self.unknown = False
         return self.unknown
@@ -253,4 +272,5 @@ class SceneWatch:
     def reset(self) -> None:
         self._verdicts.clear()
         self._unknowns = self._doubts = 0
+        self._doubt_since = None
         self.unknown, self.reason = False, ""
