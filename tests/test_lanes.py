@@ -30,6 +30,17 @@ def test_the_example_validates_and_its_lane_boxes_sit_on_the_simulated_lanes(con
         assert np.allclose(roi.box, box, atol=0.02), (roi.name, roi.box, box)
 
 
+def test_every_simulated_lane_box_lies_inside_the_frame() -> None:
+    """A camera zoomed in on a wide belt leaves its outer lanes out of view (seed 11: five lanes, two outside): they
+    get no box, and every box given has a positive height inside the frame (a reviewer saw negative heights)."""
+    for seed in range(60):
+        boxes = ConveyorStream(seed).lane_boxes()
+        assert boxes, seed
+        for x, y, width, height in boxes:
+            assert x == 0.0 and width == 1.0 and 0.0 <= y < 1.0 and 0.0 < height and y + height <= 1.0 + 1e-9, (seed, boxes)
+    assert len(ConveyorStream(11).lane_boxes()) < ConveyorStream(11).layout.lanes
+
+
 @pytest.mark.parametrize("lane", [0, 1, 2])
 def test_a_one_lane_gap_raises_that_lanes_alert_probability(config, lane: int) -> None:  # type: ignore[no-untyped-def]
     """A drop in one lane only: while its gap is in view, that lane's ROI is over the card threshold and the

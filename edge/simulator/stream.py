@@ -212,16 +212,20 @@ class ConveyorStream:
         return StreamTruth(whole, lanes, whole >= self.spec.min_gap_pitches, self.moving(t), episode)
 
     def lane_boxes(self) -> list[tuple[float, float, float, float]]:
-        """One region of interest per lane, in fractions of the frame (x, y, width, height)."""
+        """One region of interest per lane whose centre line is in the picture, top to bottom, in fractions of the
+        frame (x, y, width, height). A camera zoomed in on the middle of a wide belt leaves the outer lanes out of
+        view: they have no box (a box for them would have had a negative height)."""
         cam = self.look.camera
         spacing = self.layout.lane_v[1] - self.layout.lane_v[0] if self.layout.lanes > 1 else self.layout.width * 1.4
         boxes = []
         for v in self.layout.lane_v:
             _, y = cam.to_image(np.array([cam.centre_u]), np.array([v]))
+            if not 0.0 <= float(y[0]) < cam.height:
+                continue
             half = spacing * cam.zoom / 2
             top, bottom = max(0.0, float(y[0]) - half), min(float(cam.height), float(y[0]) + half)
             boxes.append((0.0, top / cam.height, 1.0, (bottom - top) / cam.height))
-        return boxes
+        return sorted(boxes, key=lambda box: box[1])
 
     def frame_at(self, t: float) -> npt.NDArray[np.uint8]:
         """Render the view at stream time ``t`` seconds."""
