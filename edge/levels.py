@@ -71,6 +71,13 @@ class AlertLevels:
     def level(self) -> Level:
         return LEVELS[self._index]
 
+    @property
+    def reads_full(self) -> bool:
+        """The frames fed since the start (or the last restart) say the flow is full: the level is ok, at least one
+        frame was fed, and the smoothed probability is under the warning band's exit. A level that is ok only
+        because nothing has been fed yet, or that is on its way up to a gap, does not read full."""
+        return self._index == 0 and bool(self._window) and self.smoothed < self.rules.exit[1]
+
     def _smooth(self, probability: float, now: float) -> float:
         self._window.append((now, probability))
         self._sum += probability

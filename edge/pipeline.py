@@ -230,7 +230,7 @@ class Pipeline:
         not_a_belt = {}
         for (name, _), verdict in zip(self.rois, self._verdicts, strict=True):
             watch, was_unknown = self.scenes[name], self.scenes[name].unknown
-            if watch.update(verdict, now, reads_ok=self.levels[name].level == Level.OK):
+            if watch.update(verdict, now, reads_full=self.levels[name].reads_full):
                 not_a_belt[name] = watch.reason
                 if not was_unknown:  # remember the level the scene interrupted
                     self.level_before_scene[name] = self.levels[name].level
@@ -269,11 +269,11 @@ class Pipeline:
             return None
         # A hand or a cover in the view is not the belt stopping: no reading while any ROI's frame is judged unknown or
         # its scene reads unknown (a still cover flagged on one frame in three was read as a stopped belt otherwise).
-        # Doubt counts only where the level reads ok: an empty belt can hold the scene head in doubt, and it can stop
-        # (its level then reads the gap); a still wall that holds it in doubt was read as a stopped belt otherwise.
-        if (any(verdict.unknown or (verdict.doubtful and self.levels[name].level == Level.OK)
-                for (name, _), verdict in zip(self.rois, self._verdicts, strict=True))
-                or any(w.unknown for w in self.scenes.values())):
+        # Doubt counts only when it holds every ROI whose level read a full flow: a still wall that holds the head in
+        # doubt was read as a stopped belt otherwise. An empty belt can hold the head in doubt too, and it can stop (its
+        # level then reads the gap, or a lane's does while the others show the belt moving: neither skips a reading).
+        if (any(verdict.unknown for verdict in self._verdicts) or any(w.unknown and not w.held for w in self.scenes.values())
+                or all(self.scenes[name].held_in_doubt and self.levels[name].reads_full for name, _ in self.rois)):
             return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
             self.motion.frame_width = frame.pixels.shape[1]

@@ -82,10 +82,11 @@ IN_DOUBT = SceneVerdict(False, "", True)
 # every frame. Full belts sit near 0; on some belts an empty stretch sits in the band too (its frames then hold the
 # level the gap's arrival brought), which is why doubt alone never makes a region unknown.
 DOUBT_LEVEL = 0.5
-# A region held in doubt this long while its level still reads ok reads unknown: its frames feed no level, so it would
-# read 'ok' for as long as, say, a wall the head doubts is in view (a blind renderer's cream wall: every frame between
-# 0.5 and the card's threshold, the alert output saying "gap"). A level that reads a gap is never withdrawn so: an
-# empty belt can hold the head in doubt for the whole gap, after its first frames raised the alert.
+# A region held in doubt this long while its level reads a full flow reads unknown: its frames feed no level, so it
+# would read 'ok' for as long as, say, a wall the head doubts is in view (a blind renderer's cream wall: every frame
+# between 0.5 and the card's threshold, the alert output saying "gap"). Only a level that frames with product made ok
+# (AlertLevels.reads_full): a level that reads a gap, or is on its way to one, is never withdrawn so (an empty belt
+# can hold the head in doubt for the whole gap, and a lane empty from the start feeds a few frames that say "gap").
 DOUBT_HOLD_S = 2.0
 DOUBT_HOLD_SHARE = 0.8  # the share of the window in doubt, all through the hold (a belt doubted one frame in three is read)
 
@@ -226,8 +227,9 @@ class SceneWatch:
     hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
     in three; a cover that holds the head just under its threshold: one in three) from flickering.
 
-    Doubt without an unknown frame makes the region unknown only while its level reads ok (a stale ok, see
-    :data:`DOUBT_HOLD_S`): never while it reads a gap.
+    Doubt without an unknown frame makes the region unknown only while its level reads a full flow (a stale ok,
+    see :data:`DOUBT_HOLD_S`): never while it reads a gap. ``held_in_doubt``: at least :data:`DOUBT_HOLD_SHARE` of
+    the window is in doubt now; ``held``: the region reads unknown by that rule alone.
     """
 
     def __init__(self, window_s: float, min_frames: int, enter_share: float = 0.5, exit_share: float = 0.2) -> None:
@@ -236,12 +238,16 @@ class SceneWatch:
         self._verdicts: deque[tuple[float, bool, bool]] = deque()  # (time, unknown, doubtful)
         self._unknowns = self._doubts = 0
         self._doubt_since: float | None = None  # since when at least DOUBT_HOLD_SHARE of the window has been in doubt
-        self.unknown = False
+        self.unknown = self.held = False
         self.reason = ""
 
-    def update(self, verdict: SceneVerdict, now: float, reads_ok: bool = False) -> bool:
+    @property
+    def held_in_doubt(self) -> bool:
+        return self._doubt_since is not None
+
+    def update(self, verdict: SceneVerdict, now: float, reads_full: bool = False) -> bool:
         """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown.
-        ``reads_ok``: the region's level reads ok (then a long doubt alone makes it unknown)."""
+        ``reads_full``: the region's level reads a full flow (then a long doubt alone makes it unknown)."""
         doubtful = verdict.doubtful or verdict.unknown
         self._verdicts.append((now, verdict.unknown, doubtful))
         self._unknowns += verdict.unknown
@@ -262,15 +268,18 @@ class SceneWatch:
         held = 0.0 if self._doubt_since is None else now - self._doubt_since
         if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
             self.unknown = True
-        elif not self.unknown and reads_ok and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
-            self.unknown = True
+        elif not self.unknown and reads_full and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
+            self.unknown = self.held = True
             self.reason = f"in doubt for {held:.1f} s while no frame read the belt (model unknown probability over {DOUBT_LEVEL})"
         elif self.unknown and share <= self.exit_share:
-            self.unknown = False
+            self.unknown = self.held = False
+        if self.held and self._unknowns:
+            self.held = False  # a frame judged unknown: a scene like any other from now on
         return self.unknown
 
     def reset(self) -> None:
         self._verdicts.clear()
         self._unknowns = self._doubts = 0
         self._doubt_since = None
-        self.unknown, self.reason = False, ""
+        self.unknown = self.held = False
+        self.reason = ""

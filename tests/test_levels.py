@@ -27,6 +27,22 @@ def test_a_sustained_gap_raises_alert_then_recovery_returns_ok() -> None:
     assert levels.level == "ok"
 
 
+def test_only_frames_with_product_make_a_level_read_full() -> None:
+    """``reads_full`` (which lets a long doubt make a region unknown) holds once fed frames with product, not before
+    any frame was fed, not while frames saying "gap" push the level up (even before it changes), not at alert, and
+    not after a restart until frames are fed again."""
+    levels = AlertLevels("belt", DEFAULT)
+    assert not levels.reads_full
+    feed(levels, [0.02] * 10, fps=15)
+    assert levels.reads_full
+    feed(levels, [0.95] * 2, fps=15, start=1.0)
+    assert levels.level == "ok" and not levels.reads_full
+    feed(levels, [0.95] * 20, fps=15, start=1.2)
+    assert levels.level == "alert" and not levels.reads_full
+    levels.restart(levels.level.__class__("ok"))
+    assert not levels.reads_full
+
+
 def test_a_single_spike_changes_nothing() -> None:
     """One frame at p=1 in a calm stream never raises a level."""
     levels = AlertLevels("belt", DEFAULT)
