@@ -40,11 +40,12 @@ MIN_SIDE, MAX_SIDE = 16, 8192
 # Image health judges seconds-long conditions; sampling it ten times a second is plenty and keeps
 # it off the per-frame budget at high frame rates. A frozen camera still repeats identical frames.
 HEALTH_INTERVAL_S = 0.1
-# The scene statistics judge conditions that last seconds too (glare, a cover, a wall): refreshed two and a half
-# times a second they cost under a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms; five times a second
-# was over a fifth of the bundled model's invoke, and the belt palette shares this cadence); the model's unknown head
-# is read every frame.
-SCENE_STATS_INTERVAL_S = 0.4
+# The scene statistics judge conditions that last seconds too (glare, a cover, a wall): refreshed twice a second they
+# cost under a tenth of the invoke at 15 fps (each 64x64 crop ~0.03-0.05 ms, more with cold caches; five times a second
+# was over a fifth of the bundled model's invoke, two and a half times left the scene judges at 17.5-19.9% of it in the
+# detection hour, against a bar of 20%; the belt palette shares this cadence); the model's unknown head is read every
+# frame.
+SCENE_STATS_INTERVAL_S = 0.5
 # A ready belt palette (edge.palette) learns from one frame every ten seconds: the colours of a belt change slowly.
 PALETTE_LEARN_INTERVAL_S = 10.0
 # Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
@@ -230,7 +231,8 @@ class Pipeline:
         not_a_belt = {}
         for (name, _), verdict in zip(self.rois, self._verdicts, strict=True):
             watch, was_unknown = self.scenes[name], self.scenes[name].unknown
-            if watch.update(verdict, now, reads_full=self.levels[name].reads_full):
+            levels = self.levels[name]
+            if watch.update(verdict, now, reads_full=levels.reads_full, reads_gap=levels.level != Level.OK):
                 not_a_belt[name] = watch.reason
                 if not was_unknown:  # remember the level the scene interrupted
                     self.level_before_scene[name] = self.levels[name].level

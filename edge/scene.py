@@ -88,6 +88,7 @@ DOUBT_LEVEL = 0.5
 # (AlertLevels.reads_full): a level that reads a gap, or is on its way to one, is never withdrawn so (an empty belt
 # can hold the head in doubt for the whole gap, and a lane empty from the start feeds a few frames that say "gap").
 DOUBT_HOLD_S = 2.0
+GAP_WITHDRAW_SHARE = 0.9  # a region that reads a gap reads unknown once this share of its window is judged unknown
 DOUBT_HOLD_SHARE = 0.8  # the share of the window in doubt, all through the hold (a belt doubted one frame in three is read)
 
 
@@ -227,6 +228,8 @@ class SceneWatch:
     hysteresis keeps a scene that the judges call unknown most of the time (a hand: about two frames
     in three; a cover that holds the head just under its threshold: one in three) from flickering.
 
+    While the region's level reads a gap, doubt does not count: :data:`GAP_WITHDRAW_SHARE` of the window must be
+    judged unknown.
     Doubt without an unknown frame makes the region unknown only while its level reads a full flow (a stale ok,
     see :data:`DOUBT_HOLD_S`): never while it reads a gap. ``held_in_doubt``: at least :data:`DOUBT_HOLD_SHARE` of
     the window is in doubt now; ``held``: the region reads unknown by that rule alone.
@@ -245,9 +248,10 @@ class SceneWatch:
     def held_in_doubt(self) -> bool:
         return self._doubt_since is not None
 
-    def update(self, verdict: SceneVerdict, now: float, reads_full: bool = False) -> bool:
+    def update(self, verdict: SceneVerdict, now: float, reads_full: bool = False, reads_gap: bool = False) -> bool:
         """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown.
-        ``reads_full``: the region's level reads a full flow (then a long doubt alone makes it unknown)."""
+        ``reads_full``: the region's level reads a full flow (then a long doubt alone makes it unknown);
+        ``reads_gap``: it reads a gap (warning or alert: then only frames judged unknown, most of the window, do)."""
         doubtful = verdict.doubtful or verdict.unknown
         self._verdicts.append((now, verdict.unknown, doubtful))
         self._unknowns += verdict.unknown
@@ -266,7 +270,11 @@ class SceneWatch:
         elif self._doubt_since is None:
             self._doubt_since = now
         held = 0.0 if self._doubt_since is None else now - self._doubt_since
-        if not self.unknown and self._unknowns and self._doubts >= self.min_frames and share >= self.enter_share:
+        # A gap's level is withdrawn only on strong evidence: an empty belt can hold the head in doubt and cross its
+        # threshold in bursts (an adversarial review: 1-34% of a gap's frames, up to 7 frames in 9, on 10 of 61 of the
+        # simulator's belts). A scene the head or the statistics call unknown on almost every frame still does.
+        evidence, needed = (self._unknowns, GAP_WITHDRAW_SHARE) if reads_gap else (self._doubts, self.enter_share)
+        if not self.unknown and self._unknowns and evidence >= self.min_frames and evidence >= needed * len(self._verdicts):
             self.unknown = True
         elif not self.unknown and reads_full and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
             self.unknown = self.held = True

@@ -176,6 +176,17 @@ def test_a_region_held_in_doubt_while_it_reads_full_reads_unknown_after_the_hold
     assert feed_reading(watch, BELT, 6.0, 2.0, reads_full=True)[-1] is False
 
 
+def test_a_region_that_reads_a_gap_reads_unknown_only_when_almost_every_frame_is_judged_unknown() -> None:
+    """Bursts of frames judged unknown (7 in 9, the rest in doubt) on an empty belt do not withdraw its gap; a scene
+    judged unknown on every frame (glare over the gap, a wall the head knows) does."""
+    flagged = SceneVerdict(True, "not a belt scene: model unknown probability 0.95 >= 0.88", True)
+    watch = SceneWatch(0.6, 3)
+    bursts = [flagged if k % 9 >= 2 else IN_DOUBT for k in range(150)]
+    assert not any(watch.update(v, k / 15.0, reads_gap=True) for k, v in enumerate(bursts))
+    readings = [watch.update(flagged, 10.0 + k / 15.0, reads_gap=True) for k in range(30)]
+    assert any(readings) and readings.index(True) <= 10
+
+
 def test_sparse_doubt_on_a_belt_that_reads_full_does_not_make_it_unknown() -> None:
     """A belt frame in doubt now and then (one in three) is not a view the model cannot read."""
     watch = SceneWatch(0.6, 3)
