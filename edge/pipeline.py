@@ -187,8 +187,8 @@ class Pipeline:
         changes: list[LevelChange] = []
         if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt
             for (name, _), probability, verdict in zip(self.rois, scores.alert, self._verdicts, strict=True):
-                if verdict.doubtful or name in not_a_belt:  # perhaps not a belt scene: it says nothing about the flow
-                    continue
+                if verdict.doubtful or name in not_a_belt or self.scenes[name].contested:  # perhaps not a belt scene:
+                    continue  # it says nothing about the flow
                 change = self.levels[name].update(float(probability), now)
                 if change is not None:
                     changes.append(change)

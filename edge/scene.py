@@ -248,6 +248,13 @@ class SceneWatch:
     def held_in_doubt(self) -> bool:
         return self._doubt_since is not None
 
+    @property
+    def contested(self) -> bool:
+        """Half the window in doubt, one frame of it judged unknown: what makes a region that reads the belt read
+        unknown. A region that reads a gap keeps its level then (see :data:`GAP_WITHDRAW_SHARE`), and its frames feed
+        no level either: a hand over a gap shows belt beside it, and those frames turned the gap's alert to ok."""
+        return bool(self._unknowns) and self._doubts >= self.enter_share * len(self._verdicts)
+
     def update(self, verdict: SceneVerdict, now: float, reads_full: bool = False, reads_gap: bool = False) -> bool:
         """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown.
         ``reads_full``: the region's level reads a full flow (then a long doubt alone makes it unknown);

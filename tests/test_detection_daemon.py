@@ -252,6 +252,18 @@ def test_a_gap_whose_empty_belt_the_head_sometimes_calls_unknown_stays_an_alert(
     assert during == {"alert"}, during
 
 
+def test_a_hand_over_a_gap_keeps_its_alert_until_the_hand_has_gone(bundled: Classifier) -> None:
+    """A hand comes over the belt while a gap's alert stands (seed 1: the gap in view 12.2-14.7 s, the hand 12.5-22.5 s):
+    the region reads alert, or unknown once the hand fills the window, but never ok while the hand is there: the
+    frames that show belt beside the hand must not feed the level (a review saw alert -> ok at 13.1 s, during the
+    gap). After the hand, the belt reads ok."""
+    stream = HoldoutStream(1, Script(gaps=((10.0, 6.0),), episodes=(("hand", 12.5, 10.0),)), fps=FPS)
+    publisher, _, _ = run_daemon(config(belt={"enabled": False}), bundled, stream, int(28 * FPS))
+    changes = [(str(c.previous), str(c.level), (c.frame_seq - 1) / FPS) for c in publisher.level_changes]
+    assert changes[0][:2] == ("ok", "alert") and changes[-1][1] == "ok" and changes[-1][2] >= 22.5, changes
+    assert all(level != "ok" for _, level, t in changes if t < 22.5), changes
+
+
 @pytest.mark.parametrize(("seed", "gains"), [(101, (1.2, 1.0, 0.75)), (102, (0.4, 0.4, 0.4))])
 def test_a_gap_right_after_a_change_of_light_alerts_with_the_default_config(bundled: Classifier, seed: int,
                                                                           gains: tuple[float, float, float]) -> None:
