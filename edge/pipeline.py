@@ -235,7 +235,7 @@ class Pipeline:
             if watch.update(verdict, now, reads_full=levels.reads_full, reads_gap=levels.level != Level.OK):
                 not_a_belt[name] = watch.reason
                 if not was_unknown:  # remember the level the scene interrupted
-                    self.level_before_scene[name] = self.levels[name].level
+                    self.level_before_scene[name] = levels.level
             elif was_unknown:  # the belt is back: carry on from that level, without the frames fed meanwhile
                 self.levels[name].restart(self.level_before_scene.pop(name, Level.OK))
         return not_a_belt

@@ -270,8 +270,9 @@ class SceneWatch:
         if verdict.unknown:
             self.reason = verdict.reason
         share = self._doubts / len(self._verdicts)
-        # Doubt alone never makes a region unknown: an empty belt can hold the bundled scene head between its
-        # midpoint and the card's threshold for as long as the gap lasts, and that gap must stay an alert.
+        # Doubt alone makes a region unknown only after DOUBT_HOLD_S, and only while its level reads a full flow: an
+        # empty belt can hold the bundled scene head between its midpoint and the card's threshold for as long as the
+        # gap lasts, and that gap must stay an alert.
         if share < DOUBT_HOLD_SHARE:
             self._doubt_since = None
         elif self._doubt_since is None:
