@@ -122,3 +122,18 @@ def test_avx2_emulation_masks_only_the_flags_above_avx2() -> None:
     else:
         before, after = int(data["arch_flags_before"], 16), int(data["arch_flags_after"], 16)
         assert after == before & 0xFF and after & (1 << 7)  # AVX2 kept, everything above cleared
+
+
+def test_gap_belts_runs_a_belt_through_the_daemon_and_judges_its_levels() -> None:
+    """One simulator belt with an 8 s gap through the real daemon: the bundled model on seed 100 reads exactly
+    ok -> alert -> ok, with the alert inside the gap; a bad seed range is one clear error."""
+    import argparse
+
+    from benchmarks.gap_belts import GAP_AT_S, run_belt, seed_range
+
+    belt = run_belt((str(BUNDLED_MODEL), 100, 8.0))
+    assert belt["passed"] and [(c["from"], c["to"]) for c in belt["changes"]] == [("ok", "alert"), ("alert", "ok")]
+    assert GAP_AT_S < belt["changes"][0]["t"] < GAP_AT_S + 3.0 < belt["changes"][1]["t"]
+    assert seed_range("161-163") == [161, 162, 163] and seed_range("7") == [7]
+    with pytest.raises(argparse.ArgumentTypeError, match="expected FIRST-LAST"):
+        seed_range("a-b")
