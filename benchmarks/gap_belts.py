@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.streams import run_daemon
 from edge.config import BUNDLED_MODEL, parse_config
+from edge.errors import EdgeError
 from edge.inference import Classifier, load_runtime
 from edge.simulator.stream import ConveyorStream, Drop
 
@@ -65,9 +66,9 @@ def seed_range(text: str) -> list[int]:
     try:
         seeds = list(range(int(first), int(last or first) + 1))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds: expected FIRST-LAST (for example 161-230), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST (for example 161-230), got {text!r}") from None
     if not seeds:
-        raise argparse.ArgumentTypeError(f"--seeds: {text!r} is an empty range")
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty range")
     return seeds
 
 
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-s", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    try:  # the model and its card, checked here: a worker's error would end in a traceback
+        Classifier.from_files(args.model, load_runtime("auto"))
+    except EdgeError as exc:
+        print(f"gap_belts: {exc}", file=sys.stderr)
+        return 2
     tasks = [(str(args.model), seed, args.gap_s) for seed in args.seeds]
     if args.workers > 1:
         with multiprocessing.get_context("fork").Pool(args.workers) as pool:

@@ -137,3 +137,13 @@ def test_gap_belts_runs_a_belt_through_the_daemon_and_judges_its_levels() -> Non
     assert seed_range("161-163") == [161, 162, 163] and seed_range("7") == [7]
     with pytest.raises(argparse.ArgumentTypeError, match="expected FIRST-LAST"):
         seed_range("a-b")
+
+
+@pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
+                                             (["benchmarks/detection.py"], "detection")])
+def test_a_missing_model_is_one_line_and_exit_2(command: list[str], name: str, tmp_path: Path) -> None:
+    """The benchmarks check the model before their worker processes start: one line naming the file, no traceback."""
+    missing = tmp_path / "nope.tflite"
+    result = subprocess.run([sys.executable, *command, str(missing)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [f"{name}: {missing}: model file not found"]
