@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,8 +45,8 @@ class SimulatorFrames:
     def __init__(self, stream: ConveyorStream) -> None:
         self.stream = stream
 
-    def frame(self, index: int) -> npt.NDArray[Any]:
-        return self.stream.frame_at(index / FPS)
+    def frame(self, i: int) -> npt.NDArray[np.uint8]:
+        return self.stream.frame_at(i / FPS)
 
 
 def run_belt(args: tuple[str, int, float]) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def run_belt(args: tuple[str, int, float]) -> dict[str, Any]:
     stream = ConveyorStream(seed, drops=(Drop(GAP_AT_S, gap_s),))
     classifier = Classifier.from_files(Path(model), load_runtime("auto"))
     config = parse_config({"source": {"type": "synthetic", "fps": FPS}}, check_files=False)
-    publisher, _, _ = run_daemon(config, classifier, SimulatorFrames(stream), int((GAP_AT_S + gap_s + TAIL_S) * FPS))  # type: ignore[arg-type]
+    publisher, _, _ = run_daemon(config, classifier, SimulatorFrames(stream), int((GAP_AT_S + gap_s + TAIL_S) * FPS))
     changes = [{"t": round((c.frame_seq - 1) / FPS, 2), "from": str(c.previous), "to": str(c.level), "reason": c.reason}
                for c in publisher.level_changes]
     passed = [(c["from"], c["to"]) for c in changes] == [("ok", "alert"), ("alert", "ok")]

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from converter.holdout import HoldoutStream
+import numpy as np
+import numpy.typing as npt
+
 from edge.config import EdgeConfig
 from edge.daemon import Daemon, DaemonParts
 from edge.pipeline import FrameClassifier, FrameResult
 from edge.publishing.recording import RecordingPublisher
 from edge.sources.base import Frame
 from edge.state import DeviceState
+
+
+class FrameStream(Protocol):
+    """What the source reads: frame ``i`` of a stream at ``fps`` (a :class:`converter.holdout.HoldoutStream`, or
+    the training simulator's stream through ``benchmarks.gap_belts.SimulatorFrames``)."""
+
+    fps: float
+
+    def frame(self, i: int) -> npt.NDArray[np.uint8]: ...
+
 
 EPOCH = 1_800_000_000.0  # the wall clock of frame 0 (any fixed value: nothing depends on today's date)
 
@@ -30,7 +43,7 @@ class StreamSource:
 
     name = "holdout-stream"
 
-    def __init__(self, stream: HoldoutStream, frames: int) -> None:
+    def __init__(self, stream: FrameStream, frames: int) -> None:
         self.stream, self.frames, self.index = stream, frames, 0
         self.render_s = 0.0
 
@@ -65,7 +78,7 @@ class FrameLog:
             self.seconds[stage] += result.timings.get(stage, 0.0)
 
 
-def run_daemon(config: EdgeConfig, classifier: FrameClassifier, stream: HoldoutStream,
+def run_daemon(config: EdgeConfig, classifier: FrameClassifier, stream: FrameStream,
                frames: int) -> tuple[RecordingPublisher, FrameLog, StreamSource]:
     """Run the daemon over ``frames`` frames of ``stream``: its events, its per-frame view, and the source."""
     publisher, log, source = RecordingPublisher(), FrameLog(), StreamSource(stream, frames)
