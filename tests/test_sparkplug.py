@@ -205,6 +205,9 @@ def test_with_a_primary_host_data_is_held_while_it_is_offline_and_sent_as_histor
         held_before = daemon.log().count("stored (conveyor-dev1-spb)")
         assert command(operator, sub, {"command": "ack", "roi": "belt", "by": "alice", "id": "a"})["ok"]
         wait_until(lambda: daemon.log().count("stored (conveyor-dev1-spb)") > held_before, 10, "the acknowledgement stored")
+        # The alarm record reaches its file on the store's own thread (edge.alarms.store), a moment after the outbox.
+        alarms = tmp_path / "state" / "alarms.json"
+        wait_until(lambda: alarms.exists() and '"acked_by": "alice"' in alarms.read_text(), 10, "the acknowledged alarm on disk")
         daemon.kill()  # with the acknowledgement held in the Sparkplug outbox
         # The broker sends the will of the connection that waited for the host (there may also be a second copy of
         # the first NDEATH: Sparkplug allows it, and hosts ignore a death whose bdSeq they have already seen).
