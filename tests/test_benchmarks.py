@@ -139,7 +139,27 @@ def test_gap_belts_runs_a_belt_through_the_daemon_and_judges_its_levels() -> Non
         seed_range("a-b")
 
 
+def test_belt_stops_times_the_stop_of_a_starved_belt_and_counts_false_stops() -> None:
+    """One simulator belt that runs empty and then stops, through the real daemon: the stop is reported after it
+    and within 3 s; on the same belt with a gap and no stop, nothing is reported; a bad scenario is one clear error."""
+    import argparse
+
+    from benchmarks.belt_stops import REPORT_WITHIN_S, run_belt, scenario_list, summarise
+
+    starved = run_belt((str(BUNDLED_MODEL), "starved", 104))
+    assert starved["reported_after_s"] is not None and 0.0 <= starved["reported_after_s"] <= REPORT_WITHIN_S, starved
+    assert starved["false_stops"] == []
+    moving = run_belt((str(BUNDLED_MODEL), "gap_moving", 104))
+    assert moving["false_stops"] == [] and moving["reported_after_s"] is None
+    summary = summarise([starved, moving, {**starved, "seed": 105, "reported_after_s": None}])
+    assert summary["starved"]["within_3_s"] == 1 and summary["starved"]["never"] == [105]
+    assert summary["gap_moving"] == {"belts": 1, "false_stops": {}}
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown scenario stalled; expected some of full"):
+        scenario_list("full,stalled")
+
+
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
+                                             (["-m", "benchmarks.belt_stops", "--model"], "belt_stops"),
                                              (["benchmarks/detection.py"], "detection")])
 def test_a_missing_model_is_one_line_and_exit_2(command: list[str], name: str, tmp_path: Path) -> None:
     """The benchmarks check the model before their worker processes start: one line naming the file, no traceback."""
