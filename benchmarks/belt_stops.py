@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.gap_belts import FPS, SimulatorFrames, seed_range
+from benchmarks.gap_belts import FPS, SimulatorFrames, model_error, run_belts, seed_range
 from benchmarks.streams import run_daemon
 from edge.config import BUNDLED_MODEL, EdgeConfig, parse_config
-from edge.errors import EdgeError
 from edge.events import BeltChanged
 from edge.inference import Classifier, load_runtime
 from edge.simulator.stream import ConveyorStream, Drop, Stop
@@ -115,17 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", type=scenario_list, default=list(SCENARIOS))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    try:  # the model and its card, checked here: a worker's error would end in a traceback
-        Classifier.from_files(args.model, load_runtime("auto"))
-    except EdgeError as exc:
-        print(f"belt_stops: {exc}", file=sys.stderr)
+    if model_error("belt_stops", args.model):
         return 2
     tasks = [(str(args.model), scenario, seed) for scenario in args.scenarios for seed in args.seeds]
-    if args.workers > 1:
-        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-            belts = pool.map(run_belt, tasks, chunksize=1)
-    else:
-        belts = [run_belt(task) for task in tasks]
+    belts = run_belts(run_belt, tasks, args.workers)
     print(json.dumps({"model": str(args.model), "seeds": f"{args.seeds[0]}-{args.seeds[-1]}", "report_within_s": REPORT_WITHIN_S,
                       "scenarios": summarise(belts)}, indent=1))
     return 0

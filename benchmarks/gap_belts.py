@@ -19,8 +19,9 @@ import argparse
 import json
 import multiprocessing
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ from edge.inference import Classifier, load_runtime
 from edge.simulator.stream import ConveyorStream, Drop
 
 FPS = 15.0
+T = TypeVar("T")
 GAP_AT_S, TAIL_S = 20.0, 4.0  # the gap starts at 20 s; the belt runs full again for 4 s after it
 
 
@@ -73,6 +75,25 @@ def seed_range(text: str) -> list[int]:
     return seeds
 
 
+def model_error(program: str, model: Path) -> bool:
+    """Check the model and its card before any worker starts (a worker's error would end in a traceback): print one
+    line naming the file and return True when it cannot be used."""
+    try:
+        Classifier.from_files(model, load_runtime("auto"))
+    except EdgeError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
+def run_belts(run: Callable[[T], dict[str, Any]], tasks: list[T], workers: int) -> list[dict[str, Any]]:
+    """``run`` over every task, in ``workers`` forked processes (each belt renders and judges on its own)."""
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(run, tasks, chunksize=1)
+    return [run(task) for task in tasks]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL)
@@ -80,17 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-s", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    try:  # the model and its card, checked here: a worker's error would end in a traceback
-        Classifier.from_files(args.model, load_runtime("auto"))
-    except EdgeError as exc:
-        print(f"gap_belts: {exc}", file=sys.stderr)
+    if model_error("gap_belts", args.model):
         return 2
-    tasks = [(str(args.model), seed, args.gap_s) for seed in args.seeds]
-    if args.workers > 1:
-        with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-            belts = pool.map(run_belt, tasks, chunksize=1)
-    else:
-        belts = [run_belt(task) for task in tasks]
+    belts = run_belts(run_belt, [(str(args.model), seed, args.gap_s) for seed in args.seeds], args.workers)
     failed = [b for b in belts if not b["passed"]]
     print(json.dumps({"model": str(args.model), "seeds": f"{args.seeds[0]}-{args.seeds[-1]}", "gap_s": args.gap_s,
                       "belts": len(belts), "passed": len(belts) - len(failed), "failed": failed}, indent=1))
