@@ -269,17 +269,16 @@ class Pipeline:
     def _belt_motion(self, frame: Frame) -> MotionReading | None:
         if self.motion is None:
             return None
-        # A hand or a cover in the view is not the belt stopping: no reading while at least half the ROIs have their
-        # frame judged unknown or their scene reading unknown (a still cover flagged on one frame in three was read as
-        # a stopped belt otherwise; with one ROI, as the default config has, that is any). Fewer do not: the head can
-        # call one starved lane's view, or the whole belt's view over it, not a belt, while the other lanes show the
-        # belt, and the picture's motion is theirs (a stop went unreported on 16 of 80 such belts when any one did).
+        # A hand or a cover in the view is not the belt stopping: no reading while any ROI's frame is judged unknown or
+        # its scene reads unknown (a still cover flagged on one frame in three was read as a stopped belt otherwise).
+        # Any, not most: the reading is of the whole frame, and a still hand that only the whole belt's ROI calls not a
+        # belt, beside lanes that still read the belt, took it over (a rule that read motion while fewer than half the
+        # ROIs read unknown reported 4 of 20 full running belts stopped; the cost of "any": a starved lane that the
+        # head calls not a belt hides a stop on 3-5 of 40 belts, benchmarks/belt_stops.py).
         # Doubt counts only when it holds every ROI whose level read a full flow: a still wall that holds the head in
         # doubt was read as a stopped belt otherwise. An empty belt can hold the head in doubt too, and it can stop (its
         # level then reads the gap, or a lane's does while the others show the belt moving: neither skips a reading).
-        blind = sum(verdict.unknown or (watch.unknown and not watch.held)
-                    for verdict, watch in zip(self._verdicts, self.scenes.values(), strict=True))
-        if (2 * blind >= len(self.rois)
+        if (any(verdict.unknown for verdict in self._verdicts) or any(w.unknown and not w.held for w in self.scenes.values())
                 or all(self.scenes[name].held_in_doubt and self.levels[name].reads_full for name, _ in self.rois)):
             return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
