@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.gap_belts import FPS, SimulatorFrames, model_error, run_belts, seed_range
-from benchmarks.streams import run_daemon
+from benchmarks.gap_belts import FPS, SimulatorFrames, seed_range
+from benchmarks.streams import model_error, run_belts, run_daemon
 from edge.config import BUNDLED_MODEL, EdgeConfig, parse_config
 from edge.events import BeltChanged
 from edge.inference import Classifier, load_runtime

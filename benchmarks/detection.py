@@ -33,10 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.streams import run_daemon
+from benchmarks.streams import model_error, run_daemon
 from converter.holdout import HoldoutStream, Script
 from edge.config import parse_config
-from edge.errors import EdgeError
 from edge.events import BeltChanged
 from edge.inference import Classifier, load_runtime
 from edge.state import Belt, Level
@@ -184,10 +183,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    try:  # the model and its card, checked here: a worker's error would end in a traceback
-        Classifier.from_files(args.model, load_runtime("auto"))
-    except EdgeError as exc:
-        print(f"detection: {exc}", file=sys.stderr)
+    if model_error("detection", args.model):
         return 2
     segments = max(1, args.workers) * 2
     seconds = args.minutes * 60.0 / segments

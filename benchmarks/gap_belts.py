@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.streams import run_daemon
+from benchmarks.streams import model_error, run_belts, run_daemon
 from edge.config import BUNDLED_MODEL, parse_config
-from edge.errors import EdgeError
 from edge.inference import Classifier, load_runtime
 from edge.simulator.stream import ConveyorStream, Drop
 
 FPS = 15.0
-T = TypeVar("T")
 GAP_AT_S, TAIL_S = 20.0, 4.0  # the gap starts at 20 s; the belt runs full again for 4 s after it
 
 
@@ -73,25 +69,6 @@ def seed_range(text: str) -> list[int]:
     if not seeds:
         raise argparse.ArgumentTypeError(f"{text!r} is an empty range")
     return seeds
-
-
-def model_error(program: str, model: Path) -> bool:
-    """Check the model and its card before any worker starts (a worker's error would end in a traceback): print one
-    line naming the file and return True when it cannot be used."""
-    try:
-        Classifier.from_files(model, load_runtime("auto"))
-    except EdgeError as exc:
-        print(f"{program}: {exc}", file=sys.stderr)
-        return True
-    return False
-
-
-def run_belts(run: Callable[[T], dict[str, Any]], tasks: list[T], workers: int) -> list[dict[str, Any]]:
-    """``run`` over every task, in ``workers`` forked processes (each belt renders and judges on its own)."""
-    if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(run, tasks, chunksize=1)
-    return [run(task) for task in tasks]
 
 
 def main(argv: list[str] | None = None) -> int:

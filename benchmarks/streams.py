@@ -11,15 +11,21 @@ published and what it said on every frame.
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from edge.config import EdgeConfig
 from edge.daemon import Daemon, DaemonParts
+from edge.errors import EdgeError
+from edge.inference import Classifier, load_runtime
 from edge.pipeline import FrameClassifier, FrameResult
 from edge.publishing.recording import RecordingPublisher
 from edge.sources.base import Frame
@@ -35,6 +41,7 @@ class FrameStream(Protocol):
     def frame(self, i: int) -> npt.NDArray[np.uint8]: ...
 
 
+T = TypeVar("T")
 EPOCH = 1_800_000_000.0  # the wall clock of frame 0 (any fixed value: nothing depends on today's date)
 
 
@@ -89,3 +96,22 @@ def run_daemon(config: EdgeConfig, classifier: FrameClassifier, stream: FrameStr
     if code != 0:
         raise RuntimeError(f"the daemon ended with exit code {code}")
     return publisher, log, source
+
+
+def model_error(program: str, model: Path) -> bool:
+    """Check the model and its card before any worker starts (a worker's error would end in a traceback): print one
+    line naming the file and return True when it cannot be used."""
+    try:
+        Classifier.from_files(model, load_runtime("auto"))
+    except EdgeError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
+def run_belts(run: Callable[[T], dict[str, Any]], tasks: list[T], workers: int) -> list[dict[str, Any]]:
+    """``run`` over every task, in ``workers`` forked processes (each belt renders and judges on its own)."""
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(run, tasks, chunksize=1)
+    return [run(task) for task in tasks]
