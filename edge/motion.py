@@ -32,6 +32,7 @@ once when the belt plainly runs the other way than a ROI's ``flow`` says.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Mapping
@@ -43,7 +44,7 @@ import numpy.typing as npt
 
 SMALL_WIDTH = 64
 # Readings under this many pixels of the small image are what noise does to a still picture as much as motion: a
-# window of them is measured per axis (signed), where noise cancels (see BeltMotion.update).
+# window of them is measured per axis (signed), where noise cancels (see BeltMotion._speed).
 SUB_PIXEL = 1.0
 
 
@@ -170,8 +171,8 @@ class BeltMotion:
         self.rules = rules
         self.frame_width = frame_width
         self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
-        # (time, signed frame widths per second across and down, shift in small-image pixels, direction)
-        self._readings: deque[tuple[float, float, float, float, str | None]] = deque()
+        # (time, signed frame widths per second across and down, their length, shift in small-image pixels, direction)
+        self._readings: deque[tuple[float, float, float, float, float, str | None]] = deque()
         self._slow_since: float | None = None
         self._fast_since: float | None = None
         self.stopped = False
@@ -192,7 +193,8 @@ class BeltMotion:
             dx, dy, confidence = phase_correlate(previous[0], spectrum, shape)
             if confidence >= self.rules.min_confidence:
                 per_s = 1.0 / grey.shape[1] / (now - previous[1])
-                self._readings.append((now, dx * per_s, dy * per_s, float(np.hypot(dx, dy)), direction_of(dx, dy)))
+                shift = math.hypot(dx, dy)
+                self._readings.append((now, dx * per_s, dy * per_s, shift * per_s, shift, direction_of(dx, dy)))
         while self._readings and self._readings[0][0] < now - self.rules.window_s:
             self._readings.popleft()
         speed = self._speed()
@@ -206,14 +208,14 @@ class BeltMotion:
         widths/s on 20 of 40 simulated empty belts that stopped, never reported); per axis it is 0.003-0.008."""
         if not self._readings:
             return None
-        if statistics.median(shift for _, _, _, shift, _ in self._readings) >= SUB_PIXEL:
-            return float(statistics.median(float(np.hypot(vx, vy)) for _, vx, vy, _, _ in self._readings))
-        return float(np.hypot(statistics.median(vx for _, vx, _, _, _ in self._readings),
-                              statistics.median(vy for _, _, vy, _, _ in self._readings)))
+        if statistics.median(shift for *_, shift, _ in self._readings) >= SUB_PIXEL:
+            return float(statistics.median(speed for _, _, _, speed, _, _ in self._readings))
+        return math.hypot(statistics.median(vx for _, vx, *_ in self._readings),
+                          statistics.median(vy for _, _, vy, *_ in self._readings))
 
     def _direction(self) -> str | None:
         """The way the belt runs when at least 3 moving readings in the window agree and 80% of them do."""
-        moving = [d for _, vx, vy, _, d in self._readings if np.hypot(vx, vy) >= self.rules.stopped_below]
+        moving = [d for _, _, _, speed, _, d in self._readings if speed >= self.rules.stopped_below]
         for way in ("across", "down"):
             if len(moving) >= 3 and moving.count(way) >= 0.8 * len(moving):
                 return way
