@@ -158,8 +158,24 @@ def test_belt_stops_times_the_stop_of_a_starved_belt_and_counts_false_stops() ->
         scenario_list("full,stalled")
 
 
+def test_lane_gaps_judges_the_gap_lanes_roi_the_other_lanes_and_the_whole_belt() -> None:
+    """One simulator belt whose middle lane in view has an 8 s gap, a ROI per lane, through the real daemon: on
+    seed 162 the bundled model raises that lane's alert once and nothing else; the summary counts each check."""
+    from benchmarks.gap_belts import GAP_AT_S
+    from benchmarks.lane_gaps import run_belt, summarise
+
+    belt = run_belt((str(BUNDLED_MODEL), 162, 8.0))
+    assert belt["lane"] and belt["other_lanes"] and not belt["belt_alert"] and not belt["belt_unknown"], belt
+    assert list(belt["changes"]) == [belt["roi"]] and GAP_AT_S < belt["changes"][belt["roi"]][0]["t"] < GAP_AT_S + 3.0
+    summary = summarise([belt, {**belt, "seed": 5, "lane": False}, {**belt, "seed": 6, "belt_alert": True}])
+    assert (summary["belts"], summary["lane_passed"], summary["other_lanes_passed"], summary["belt_alert"]) == (3, 2, 3, 1)
+    assert summary["lane_alerted"] == 3 and summary["alert_after_s"]["max"] == belt["alert_after_s"] > 0.0
+    assert [b["seed"] for b in summary["failed"]] == [5, 6]
+
+
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
                                              (["-m", "benchmarks.belt_stops", "--model"], "belt_stops"),
+                                             (["-m", "benchmarks.lane_gaps", "--model"], "lane_gaps"),
                                              (["benchmarks/detection.py"], "detection")])
 def test_a_missing_model_is_one_line_and_exit_2(command: list[str], name: str, tmp_path: Path) -> None:
     """The benchmarks check the model before their worker processes start: one line naming the file, no traceback."""

@@ -215,17 +215,23 @@ class ConveyorStream:
         """One region of interest per lane whose centre line is in the picture, top to bottom, in fractions of the
         frame (x, y, width, height). A camera zoomed in on the middle of a wide belt leaves the outer lanes out of
         view: they have no box (a box for them would have had a negative height)."""
+        return [box for _, box in self.visible_lanes()]
+
+    def visible_lanes(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """``(lane, box)`` for each box of :meth:`lane_boxes`, in its order: which lane (the index a
+        :class:`Drop`'s ``lanes`` takes) each box shows. A camera can see the lanes in either order, and the outer
+        ones may be out of view, so a box's place in the list is not its lane's index."""
         cam = self.look.camera
         spacing = self.layout.lane_v[1] - self.layout.lane_v[0] if self.layout.lanes > 1 else self.layout.width * 1.4
-        boxes = []
-        for v in self.layout.lane_v:
+        lanes = []
+        for lane, v in enumerate(self.layout.lane_v):
             _, y = cam.to_image(np.array([cam.centre_u]), np.array([v]))
             if not 0.0 <= float(y[0]) < cam.height:
                 continue
             half = spacing * cam.zoom / 2
             top, bottom = max(0.0, float(y[0]) - half), min(float(cam.height), float(y[0]) + half)
-            boxes.append((0.0, top / cam.height, 1.0, (bottom - top) / cam.height))
-        return sorted(boxes, key=lambda box: box[1])
+            lanes.append((lane, (0.0, top / cam.height, 1.0, (bottom - top) / cam.height)))
+        return sorted(lanes, key=lambda item: item[1][1])
 
     def frame_at(self, t: float) -> npt.NDArray[np.uint8]:
         """Render the view at stream time ``t`` seconds."""
