@@ -82,11 +82,12 @@ IN_DOUBT = SceneVerdict(False, "", True)
 # every frame. Full belts sit near 0; on some belts an empty stretch sits in the band too (its frames then hold the
 # level the gap's arrival brought), which is why doubt alone never makes a region unknown.
 DOUBT_LEVEL = 0.5
-# A region held in doubt this long while its level reads a full flow reads unknown: its frames feed no level, so it
-# would read 'ok' for as long as, say, a wall the head doubts is in view (a blind renderer's cream wall: every frame
-# between 0.5 and the card's threshold, the alert output saying "gap"). Only a level that frames with product made ok
-# (AlertLevels.reads_full): a level that reads a gap, or is on its way to one, is never withdrawn so (an empty belt
-# can hold the head in doubt for the whole gap, and a lane empty from the start feeds a few frames that say "gap").
+# A region held in doubt this long while its level says ok reads unknown: its frames feed no level, so it would read
+# 'ok' for as long as, say, a wall the head doubts is in view (a blind renderer's cream wall: every frame between 0.5
+# and the card's threshold, the alert output saying "gap"). Only a level that frames with product made ok, or that
+# nothing has been fed to (AlertLevels.says_ok: a lane empty from the start that the head doubts on every frame read
+# 'ok' for as long as it ran): a level that reads a gap, or is on its way to one, is never withdrawn so (an empty belt
+# can hold the head in doubt for the whole gap, and some lanes empty from the start feed a few frames that say "gap").
 DOUBT_HOLD_S = 2.0
 GAP_WITHDRAW_SHARE = 0.9  # a region that reads a gap reads unknown once this share of its window is judged unknown
 DOUBT_HOLD_SHARE = 0.8  # the share of the window in doubt, all through the hold (a belt doubted one frame in three is read)
@@ -255,9 +256,10 @@ class SceneWatch:
         no level either: a hand over a gap shows belt beside it, and those frames turned the gap's alert to ok."""
         return bool(self._unknowns) and self._doubts >= self.enter_share * len(self._verdicts)
 
-    def update(self, verdict: SceneVerdict, now: float, reads_full: bool = False, reads_gap: bool = False) -> bool:
+    def update(self, verdict: SceneVerdict, now: float, reads_ok: bool = False, reads_gap: bool = False) -> bool:
         """Feed the verdict of the frame taken at monotonic ``now``; return whether the region reads unknown.
-        ``reads_full``: the region's level reads a full flow (then a long doubt alone makes it unknown);
+        ``reads_ok``: the region's level says ok, made so by frames with product or by nothing fed yet
+        (:attr:`edge.levels.AlertLevels.says_ok`; then a long doubt alone makes it unknown);
         ``reads_gap``: it reads a gap (warning or alert: then only frames judged unknown, most of the window, do)."""
         doubtful = verdict.doubtful or verdict.unknown
         self._verdicts.append((now, verdict.unknown, doubtful))
@@ -284,7 +286,7 @@ class SceneWatch:
         evidence, needed = (self._unknowns, GAP_WITHDRAW_SHARE) if reads_gap else (self._doubts, self.enter_share)
         if not self.unknown and self._unknowns and evidence >= self.min_frames and evidence >= needed * len(self._verdicts):
             self.unknown = True
-        elif not self.unknown and reads_full and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
+        elif not self.unknown and reads_ok and self._doubts >= self.min_frames and held >= DOUBT_HOLD_S:
             self.unknown = self.held = True
             self.reason = f"in doubt for {held:.1f} s while no frame read the belt (model unknown probability over {DOUBT_LEVEL})"
         elif self.unknown and share <= self.exit_share:
@@ -292,6 +294,13 @@ class SceneWatch:
         if self.held and self._unknowns:
             self.held = False  # a frame judged unknown: a scene like any other from now on
         return self.unknown
+
+    def release(self) -> None:
+        """The region read unknown by the doubt hold alone, and frames the judges call a belt have since read a gap
+        (``edge.pipeline``): the flow is judged again, not stale, so the region reads its level. Should its level say
+        ok again with the doubt still there, the hold starts over."""
+        self.unknown = self.held = False
+        self._doubt_since = None
 
     def reset(self) -> None:
         self._verdicts.clear()

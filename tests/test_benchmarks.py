@@ -160,7 +160,8 @@ def test_belt_stops_times_the_stop_of_a_starved_belt_and_counts_false_stops() ->
 
 def test_lane_gaps_judges_the_gap_lanes_roi_the_other_lanes_and_the_whole_belt() -> None:
     """One simulator belt whose middle lane in view has an 8 s gap, a ROI per lane, through the real daemon: on
-    seed 162 the bundled model raises that lane's alert once and nothing else; the summary counts each check."""
+    seed 162 the bundled model raises that lane's alert once and nothing else; the summary counts each check. With
+    the lane empty from the start (seed 170, its view held in doubt) the lane reads unknown, not a stale ok."""
     from benchmarks.gap_belts import GAP_AT_S
     from benchmarks.lane_gaps import run_belt, summarise
 
@@ -171,6 +172,9 @@ def test_lane_gaps_judges_the_gap_lanes_roi_the_other_lanes_and_the_whole_belt()
     assert (summary["belts"], summary["lane_passed"], summary["other_lanes_passed"], summary["belt_alert"]) == (3, 2, 3, 1)
     assert summary["lane_alerted"] == 3 and summary["alert_after_s"]["max"] == belt["alert_after_s"] > 0.0
     assert [b["seed"] for b in summary["failed"]] == [5, 6]
+    empty = run_belt((str(BUNDLED_MODEL), 170, None))  # the lane empty from the start, held in doubt by the head
+    assert not empty["stale_ok"] and not empty["lane"] and empty["changes"][empty["roi"]][0]["to"] == "unknown", empty
+    assert summarise([empty, {**empty, "stale_ok": True}])["stale_ok"] == 1
 
 
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),

@@ -19,6 +19,7 @@ from edge.config import BUNDLED_MODEL, parse_config
 from edge.events import BeltChanged, LevelChanged
 from edge.fakes import HEAD_ONLY, FakeCard, FakeClassifier
 from edge.inference import Classifier, load_runtime
+from edge.scene import DOUBT_HOLD_S
 from edge.simulator.stream import ConveyorStream, Drop, Stop
 from edge.state import Belt, Level
 
@@ -379,6 +380,51 @@ def test_a_wall_that_holds_the_scene_head_in_doubt_reads_unknown_not_a_stale_ok(
     assert during and set(during) == {"unknown"}
 
 
+def test_a_wall_in_view_when_the_daemon_starts_that_holds_the_head_in_doubt_reads_unknown_and_is_not_a_stopped_belt() -> None:
+    """The same wall, in view from the daemon's first frame to 8 s: no frame has fed the level, which reads `ok` only
+    because it starts so. It read `ok` for the whole 8 s, and the still wall was reported as a stopped belt (status
+    `alert`). Now it reads unknown after the doubt hold, no stop is reported, and the belt reads `ok` once back."""
+    belt = HoldoutStream(20261127, Script(gaps=()), fps=FPS)
+    stream = HeldStill(belt, coarse_texture(5, (170, 170, 170), 50, grey=True), 0.0, 8.0)
+    card = FakeCard(scene=dataclasses.replace(HEAD_ONLY, unknown_threshold=0.88))
+
+    def alert(crops: np.ndarray, n: int) -> list[float]:
+        return [0.97 if n / FPS < 8.0 else 0.05] * len(crops)
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [0.7 if n / FPS < 8.0 else 0.02] * len(crops)
+
+    classifier = FakeClassifier(alert, card=card, unknown=unknown)
+    publisher, log, _ = run_daemon(config(), classifier, stream, int(14 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
+    into = next(c for c in publisher.level_changes if c.level == Level.UNKNOWN)
+    assert "in doubt for" in into.reason and (into.frame_seq - 1) / FPS <= DOUBT_HOLD_S + 1.0
+    assert not [c for c in publisher.changes if isinstance(c, BeltChanged) and c.belt == Belt.STOPPED]
+    during = [level for t, level, _ in log.seen if DOUBT_HOLD_S + 1.0 <= t < 8.0]
+    assert during and set(during) == {"unknown"}
+
+
+def test_a_region_unknown_by_the_doubt_hold_alone_alerts_once_frames_the_judges_call_a_belt_read_a_gap() -> None:
+    """An empty belt from the start that the head holds in doubt on two frames in three, the third frame a belt that
+    the alert output calls a gap: the hold makes the region unknown at about 2 s (nothing had judged its `ok`), but
+    the hold only ends a stale ok. The frames not in doubt still feed the level, and once they read a gap the region
+    reads `alert` (it stayed `unknown` for as long as two frames in three were in doubt)."""
+    belt = HoldoutStream(20261127, Script(gaps=()), fps=FPS)
+    card = FakeCard(scene=dataclasses.replace(HEAD_ONLY, unknown_threshold=0.88))
+    doubted = 3.0  # the first 3 s every frame is in doubt, then two in three
+
+    def unknown(crops: np.ndarray, n: int) -> list[float]:
+        return [0.7 if n / FPS < doubted or n % 3 else 0.02] * len(crops)
+
+    classifier = FakeClassifier(lambda crops, n: [0.97] * len(crops), card=card, unknown=unknown)
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), classifier, belt, int(10 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "alert")]
+    into, out = publisher.level_changes
+    assert "in doubt for" in into.reason and (into.frame_seq - 1) / FPS <= DOUBT_HOLD_S + 1.0
+    assert doubted < (out.frame_seq - 1) / FPS <= doubted + 2.0
+    assert {level for t, level, _ in log.seen if t >= doubted + 2.0} == {"alert"}
+
+
 def lanes_config(stream: ConveyorStream) -> object:
     """The whole belt and one ROI per lane in view, as the lanes example has them."""
     lanes = [{"name": f"lane-{k + 1}", "box": list(box)} for k, box in enumerate(stream.lane_boxes())]
@@ -399,6 +445,26 @@ def test_a_lane_empty_from_the_start_alerts_and_the_belt_stopping_is_reported(se
     assert lanes[:1] and lanes[0][1] == "alert" and "unknown" not in {level for _, level in lanes}, lanes
     stops = [(c.frame_seq - 1) / FPS for c in publisher.changes if isinstance(c, BeltChanged) and c.belt == Belt.STOPPED]
     assert stops and 8.0 <= stops[0] <= 11.0, stops
+
+
+@pytest.mark.parametrize("seed", [170, 173])
+def test_a_lane_empty_from_the_start_that_the_head_holds_in_doubt_does_not_read_a_stale_ok(seed: int) -> None:
+    """The middle lane in view is empty when the daemon starts, and the scene head holds that lane's view in doubt on
+    every frame (0.7-0.88) while the alert output says "gap" (about 1.0): no frame feeds its level. It published
+    `ok` for all 20 s (benchmark seeds 161-200: 6 of 40 such lanes), an `ok` nothing had judged. Held in doubt that
+    long, the lane must read unknown (or alert), never `ok` after the hold, and the other lanes stay `ok`."""
+    visible = ConveyorStream(seed).visible_lanes()
+    place = len(visible) // 2
+    stream = ConveyorStream(seed, drops=(Drop(-10.0, 40.0, lanes=(visible[place][0],)),))
+    cfg = lanes_config(stream)
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()), batch=len(cfg.rois))  # type: ignore[attr-defined]
+    publisher, _, _ = run_daemon(cfg, classifier, Lit(stream), int(20 * FPS))
+    target = f"lane-{place + 1}"
+    lane = [((c.frame_seq - 1) / FPS, str(c.level)) for c in publisher.level_changes if c.roi == target]
+    assert lane and lane[0][0] <= DOUBT_HOLD_S + 1.0 and lane[0][1] in ("unknown", "alert"), lane
+    assert "ok" not in {level for _, level in lane}, lane
+    others = {c.roi for c in publisher.level_changes if c.roi.startswith("lane-") and c.roi != target}
+    assert not others, others
 
 
 def test_a_lane_starving_before_the_belt_stops_does_not_hide_the_stop() -> None:

@@ -43,6 +43,24 @@ def test_only_frames_with_product_make_a_level_read_full() -> None:
     assert not levels.reads_full
 
 
+def test_a_level_says_ok_when_frames_with_product_made_it_so_or_nothing_was_fed() -> None:
+    """``says_ok`` (a level that would publish an ok nothing checks while doubt keeps frames from it): before any
+    frame and after a restart at ok, and while it reads full; not on the way up to a gap, not at a gap, and not
+    after a restart at alert."""
+    levels = AlertLevels("belt", DEFAULT)
+    assert levels.says_ok
+    feed(levels, [0.02] * 10, fps=15)
+    assert levels.says_ok
+    feed(levels, [0.95] * 2, fps=15, start=1.0)
+    assert levels.level == "ok" and not levels.says_ok
+    feed(levels, [0.95] * 20, fps=15, start=1.2)
+    assert levels.level == "alert" and not levels.says_ok
+    levels.restart(levels.level)
+    assert not levels.says_ok
+    levels.restart(levels.level.__class__("ok"))
+    assert levels.says_ok
+
+
 def test_a_single_spike_changes_nothing() -> None:
     """One frame at p=1 in a calm stream never raises a level."""
     levels = AlertLevels("belt", DEFAULT)

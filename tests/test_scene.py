@@ -151,8 +151,8 @@ def feed(watch: SceneWatch, verdict: SceneVerdict, start: float, seconds: float,
     return [watch.update(verdict, start + k / fps) for k in range(round(seconds * fps))]
 
 
-def feed_reading(watch: SceneWatch, verdict: SceneVerdict, start: float, seconds: float, reads_full: bool) -> list[bool]:
-    return [watch.update(verdict, start + k / 15.0, reads_full=reads_full) for k in range(round(seconds * 15.0))]
+def feed_reading(watch: SceneWatch, verdict: SceneVerdict, start: float, seconds: float, reads_ok: bool) -> list[bool]:
+    return [watch.update(verdict, start + k / 15.0, reads_ok=reads_ok) for k in range(round(seconds * 15.0))]
 
 
 def test_doubt_alone_never_withdraws_a_gap() -> None:
@@ -160,20 +160,32 @@ def test_doubt_alone_never_withdraws_a_gap() -> None:
     (an adversarial review measured it on several of the simulator's belts): frames in doubt feed no level, but
     they must not turn a region that reads a gap unknown, or the gap's alert would be withdrawn mid-gap."""
     watch = SceneWatch(0.6, 3)
-    assert not any(feed_reading(watch, IN_DOUBT, 0.0, 10.0, reads_full=False))
+    assert not any(feed_reading(watch, IN_DOUBT, 0.0, 10.0, reads_ok=False))
 
 
-def test_a_region_held_in_doubt_while_it_reads_full_reads_unknown_after_the_hold() -> None:
+def test_a_region_held_in_doubt_while_it_reads_ok_reads_unknown_after_the_hold() -> None:
     """A camera knocked towards a wall that holds the scene head in doubt on every frame (a blind renderer's cream
     wall: never over the card's threshold) feeds no level, so the region would read 'ok' for as long as the wall is
     in view: a stale ok. Held in doubt for DOUBT_HOLD_S while its level reads a full flow, it reads unknown, and the
     belt again once the doubt has gone."""
     watch = SceneWatch(0.6, 3)
-    readings = feed_reading(watch, IN_DOUBT, 0.0, 6.0, reads_full=True)
+    readings = feed_reading(watch, IN_DOUBT, 0.0, 6.0, reads_ok=True)
     first = readings.index(True) / 15.0
     assert DOUBT_HOLD_S <= first <= DOUBT_HOLD_S + 1.0 and all(readings[readings.index(True):])
     assert watch.reason.startswith("in doubt for")
-    assert feed_reading(watch, BELT, 6.0, 2.0, reads_full=True)[-1] is False
+    assert feed_reading(watch, BELT, 6.0, 2.0, reads_ok=True)[-1] is False
+
+
+def test_a_held_region_released_reads_the_belt_and_the_hold_can_come_again() -> None:
+    """``release`` (frames the judges call a belt read a gap while the hold alone made the region unknown) ends the
+    hold at once; a level that says ok again, held in doubt again as long, reads unknown again."""
+    watch = SceneWatch(0.6, 3)
+    assert feed_reading(watch, IN_DOUBT, 0.0, 3.0, reads_ok=True)[-1] and watch.held
+    watch.release()
+    assert not watch.unknown and not watch.held
+    assert not feed_reading(watch, IN_DOUBT, 3.0, 1.0, reads_ok=False)[-1]
+    again = feed_reading(watch, IN_DOUBT, 4.0, 3.0, reads_ok=True)
+    assert not again[0] and again[-1] and watch.held
 
 
 def test_a_region_that_reads_a_gap_reads_unknown_only_when_almost_every_frame_is_judged_unknown() -> None:
@@ -187,11 +199,11 @@ def test_a_region_that_reads_a_gap_reads_unknown_only_when_almost_every_frame_is
     assert any(readings) and readings.index(True) <= 10
 
 
-def test_sparse_doubt_on_a_belt_that_reads_full_does_not_make_it_unknown() -> None:
+def test_sparse_doubt_on_a_belt_that_reads_ok_does_not_make_it_unknown() -> None:
     """A belt frame in doubt now and then (one in three) is not a view the model cannot read."""
     watch = SceneWatch(0.6, 3)
     verdicts = [IN_DOUBT if k % 3 == 0 else BELT for k in range(150)]
-    assert not any(watch.update(v, k / 15.0, reads_full=True) for k, v in enumerate(verdicts))
+    assert not any(watch.update(v, k / 15.0, reads_ok=True) for k, v in enumerate(verdicts))
 
 
 def test_a_scene_with_unknown_frames_reads_unknown_within_its_window() -> None:
