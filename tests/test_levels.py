@@ -27,28 +27,27 @@ def test_a_sustained_gap_raises_alert_then_recovery_returns_ok() -> None:
     assert levels.level == "ok"
 
 
-def test_only_frames_with_product_make_a_level_read_full() -> None:
-    """``reads_full`` (which lets a long doubt make a region unknown) holds once fed frames with product, not before
-    any frame was fed, not while frames saying "gap" push the level up (even before it changes), not at alert, and
-    not after a restart until frames are fed again."""
+def test_only_frames_with_product_make_a_level_read_full_and_a_level_says_ok_until_fed_otherwise() -> None:
+    """``reads_full`` holds once fed frames with product, not before any frame was fed, not while frames saying "gap"
+    push the level up (even before it changes), not at alert, and not after a restart until frames are fed again.
+    ``says_ok`` (a level that would publish an ok nothing checks while doubt keeps frames from it; a long doubt then
+    makes the region unknown) also holds before any frame and after a restart at ok, but not after one at alert."""
     levels = AlertLevels("belt", DEFAULT)
-    assert not levels.reads_full
+
+    def both() -> tuple[bool, bool]:
+        return levels.reads_full, levels.says_ok
+
+    assert both() == (False, True)
     feed(levels, [0.02] * 10, fps=15)
-    assert levels.reads_full
+    assert both() == (True, True)
     feed(levels, [0.95] * 2, fps=15, start=1.0)
-    assert levels.level == "ok" and not levels.reads_full
+    assert levels.level == "ok" and both() == (False, False)
     feed(levels, [0.95] * 20, fps=15, start=1.2)
-    assert levels.level == "alert" and not levels.reads_full
+    assert levels.level == "alert" and both() == (False, False)
+    levels.restart(levels.level)
+    assert both() == (False, False)
     levels.restart(levels.level.__class__("ok"))
-    assert not levels.reads_full
-
-
-def test_a_level_says_ok_when_frames_with_product_made_it_so_or_nothing_was_fed() -> None:
-    """``says_ok`` (a level that would publish an ok nothing checks while doubt keeps frames from it): before any
-    frame and after a restart at ok, and while it reads full; not on the way up to a gap, not at a gap, and not
-    after a restart at alert."""
-    levels = AlertLevels("belt", DEFAULT)
-    assert levels.says_ok
+    assert both() == (False, True)
     feed(levels, [0.02] * 10, fps=15)
     assert levels.says_ok
     feed(levels, [0.95] * 2, fps=15, start=1.0)
