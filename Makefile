@@ -16,7 +16,7 @@ bench:           ## the benchmark harness (< 10 min on 2 cores); results in benc
 	scripts/setup-env.sh all
 	.venv/bin/python -m benchmarks.run
 
-bench-quick:     ## the same, fewer repetitions (< 2 min)
+bench-quick:     ## the same, fewer repetitions (about 4 min on 2 cores)
 	scripts/setup-env.sh all
 	.venv/bin/python -m benchmarks.run --quick
 
