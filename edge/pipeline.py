@@ -189,13 +189,16 @@ class Pipeline:
             for (name, _), probability, verdict in zip(self.rois, scores.alert, self._verdicts, strict=True):
                 watch = self.scenes[name]
                 # Perhaps not a belt scene: it says nothing about the flow. A region unknown by the doubt hold alone is
-                # not known to show anything else: the hold ends a stale ok, it does not stop frames being read.
-                if verdict.doubtful or (name in not_a_belt and not watch.held) or watch.contested:
+                # not known to show anything else: once the doubt no longer holds the window (a lane empty from the
+                # start, doubted on two frames in three), its frames not in doubt are read. Not before: a wall doubted
+                # on most frames, the rest taken for a gap, flickered unknown/alert (an adversarial review).
+                reread = watch.held and not watch.held_in_doubt
+                if verdict.doubtful or (name in not_a_belt and not reread) or watch.contested:
                     continue
                 change = self.levels[name].update(float(probability), now)
                 if change is not None:
                     changes.append(change)
-                if watch.held and self.levels[name].level != Level.OK:  # frames the judges call a belt read a gap
+                if reread and self.levels[name].level != Level.OK:  # frames the judges call a belt read a gap
                     watch.release()
                     del not_a_belt[name]
                     self.level_before_scene.pop(name, None)
@@ -282,12 +285,14 @@ class Pipeline:
         # belt, beside lanes that still read the belt, took it over (a rule that read motion while fewer than half the
         # ROIs read unknown reported 4 of 20 full running belts stopped; the cost of "any": a starved lane that the
         # head calls not a belt hides a stop on 3-5 of 40 belts, benchmarks/belt_stops.py).
-        # Doubt counts only when it holds every ROI whose level says ok (read a full flow, or nothing fed yet): a still
-        # wall that holds the head in doubt was read as a stopped belt otherwise, also when in view from the start. An
-        # empty belt can hold the head in doubt too, and it can stop (its level then reads the gap, or a lane's does
-        # while the others show the belt moving: neither skips a reading).
+        # Doubt counts only when it holds every ROI whose level read a full flow: a still wall that holds the head in
+        # doubt was read as a stopped belt otherwise. An empty belt can hold the head in doubt too, and it can stop (its
+        # level then reads the gap, or a lane's does while the others show the belt moving: neither skips a reading).
+        # Nor does a level nothing has been fed to: a belt that stands empty when the daemon starts, held in doubt,
+        # must be reported stopped (counting it hid stops on 4-6 of 12 such belts); a still wall in view from the
+        # start is then read as a stopped belt too, while its ROI reads unknown.
         if (any(verdict.unknown for verdict in self._verdicts) or any(w.unknown and not w.held for w in self.scenes.values())
-                or all(self.scenes[name].held_in_doubt and self.levels[name].says_ok for name, _ in self.rois)):
+                or all(self.scenes[name].held_in_doubt and self.levels[name].reads_full for name, _ in self.rois)):
             return self._motion_reading
         if frame.monotonic >= self._next_motion or self._motion_reading is None:
             self.motion.frame_width = frame.pixels.shape[1]

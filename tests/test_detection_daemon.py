@@ -20,7 +20,7 @@ from edge.events import BeltChanged, LevelChanged
 from edge.fakes import HEAD_ONLY, FakeCard, FakeClassifier
 from edge.inference import Classifier, load_runtime
 from edge.scene import DOUBT_HOLD_S
-from edge.simulator.stream import ConveyorStream, Drop, Stop
+from edge.simulator.stream import ConveyorStream, Drop, Episode, Stop
 from edge.state import Belt, Level
 
 FPS = 15.0
@@ -380,10 +380,11 @@ def test_a_wall_that_holds_the_scene_head_in_doubt_reads_unknown_not_a_stale_ok(
     assert during and set(during) == {"unknown"}
 
 
-def test_a_wall_in_view_when_the_daemon_starts_that_holds_the_head_in_doubt_reads_unknown_and_is_not_a_stopped_belt() -> None:
+def test_a_wall_in_view_when_the_daemon_starts_that_holds_the_head_in_doubt_reads_unknown() -> None:
     """The same wall, in view from the daemon's first frame to 8 s: no frame has fed the level, which reads `ok` only
-    because it starts so. It read `ok` for the whole 8 s, and the still wall was reported as a stopped belt (status
-    `alert`). Now it reads unknown after the doubt hold, no stop is reported, and the belt reads `ok` once back."""
+    because it starts so. It read `ok` for the whole 8 s; now it reads unknown after the doubt hold, and the belt
+    reads `ok` once back. (Belt motion is read meanwhile, so the still wall is read as a stopped belt: an empty belt
+    that stands still when the daemon starts looks the same, and its stop must be reported, see below.)"""
     belt = HoldoutStream(20261127, Script(gaps=()), fps=FPS)
     stream = HeldStill(belt, coarse_texture(5, (170, 170, 170), 50, grey=True), 0.0, 8.0)
     card = FakeCard(scene=dataclasses.replace(HEAD_ONLY, unknown_threshold=0.88))
@@ -395,13 +396,25 @@ def test_a_wall_in_view_when_the_daemon_starts_that_holds_the_head_in_doubt_read
         return [0.7 if n / FPS < 8.0 else 0.02] * len(crops)
 
     classifier = FakeClassifier(alert, card=card, unknown=unknown)
-    publisher, log, _ = run_daemon(config(), classifier, stream, int(14 * FPS))
+    publisher, log, _ = run_daemon(config(belt={"enabled": False}), classifier, stream, int(14 * FPS))
     assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "ok")]
     into = next(c for c in publisher.level_changes if c.level == Level.UNKNOWN)
     assert "in doubt for" in into.reason and (into.frame_seq - 1) / FPS <= DOUBT_HOLD_S + 1.0
-    assert not [c for c in publisher.changes if isinstance(c, BeltChanged) and c.belt == Belt.STOPPED]
     during = [level for t, level, _ in log.seen if DOUBT_HOLD_S + 1.0 <= t < 8.0]
     assert during and set(during) == {"unknown"}
+
+
+@pytest.mark.parametrize("seed", [106, 109])
+def test_an_empty_belt_held_in_doubt_from_the_start_that_stops_is_reported_stopped(seed: int) -> None:
+    """The belt is empty from before the daemon starts (the head holds it in doubt: the region reads unknown after the
+    hold) and stops at 6 s for 10 s: the stop is reported within 3 s. An adversarial review found it never reported
+    when a level nothing had fed counted as ok for the motion rule (4-6 of 12 such belts)."""
+    stream = ConveyorStream(seed, drops=(Drop(-10.0, 60.0),), stops=(Stop(6.0, 10.0),))
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
+    publisher, _, _ = run_daemon(config(), classifier, Lit(stream), int(18 * FPS))
+    stops = [(c.frame_seq - 1) / FPS for c in publisher.changes if isinstance(c, BeltChanged) and c.belt == Belt.STOPPED]
+    assert stops and 6.0 <= stops[0] <= 9.0, stops
+    assert "ok" not in {str(c.level) for c in publisher.level_changes}
 
 
 def test_a_region_unknown_by_the_doubt_hold_alone_alerts_once_frames_the_judges_call_a_belt_read_a_gap() -> None:
@@ -423,6 +436,20 @@ def test_a_region_unknown_by_the_doubt_hold_alone_alerts_once_frames_the_judges_
     assert "in doubt for" in into.reason and (into.frame_seq - 1) / FPS <= DOUBT_HOLD_S + 1.0
     assert doubted < (out.frame_seq - 1) / FPS <= doubted + 2.0
     assert {level for t, level, _ in log.seen if t >= doubted + 2.0} == {"alert"}
+
+
+def test_a_wall_the_head_doubts_on_most_frames_stays_unknown_and_never_alerts() -> None:
+    """Seed 234, a grey wall from 8 to 18 s after a full running belt, a ROI per lane: the head holds lane 4's view in
+    doubt on most frames, and the alert output takes the rest for a gap. The region reads unknown by the doubt hold
+    until the wall goes, never alert. An adversarial review saw it read unknown, alert, unknown, alert when a
+    region unknown by the hold alone had its frames not in doubt read while the doubt still held its window."""
+    stream = ConveyorStream(234, episodes=(Episode("grey_wall", 8.0, 10.0),))
+    cfg = lanes_config(stream)
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()), batch=len(cfg.rois))  # type: ignore[attr-defined]
+    publisher, _, _ = run_daemon(cfg, classifier, Lit(stream), int(22 * FPS))
+    lane = [((c.frame_seq - 1) / FPS, str(c.level)) for c in publisher.level_changes if c.roi == "lane-4"]
+    assert [level for _, level in lane] == ["unknown", "ok"], lane
+    assert 8.0 < lane[0][0] < 12.0 and 17.0 < lane[1][0] < 19.0, lane
 
 
 def lanes_config(stream: ConveyorStream) -> object:
