@@ -83,7 +83,7 @@ class AlertLevels:
         """The level reads ok and no frame fed says otherwise: frames with product made it so (:attr:`reads_full`),
         or nothing has been fed since the start or the last restart. Frames held in doubt are not fed, so such a
         level would go on publishing an ok that nothing checks (``edge.scene.DOUBT_HOLD_S`` ends that)."""
-        return self.reads_full or (self._index == 0 and not self._window)
+        return self._index == 0 and (not self._window or self.smoothed < self.rules.exit[1])
 
     def _smooth(self, probability: float, now: float) -> float:
         self._window.append((now, probability))
