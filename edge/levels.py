@@ -66,6 +66,10 @@ class AlertLevels:
         self._pending_since = 0.0
         self._pending_frames = 0
         self.smoothed = 0.0
+        # Since when the smoothed probability has called for a higher level than the current one (None: it does not),
+        # and since when a rise it called for has been refused (update's may_rise).
+        self.rising_since: float | None = None
+        self.held_back_since: float | None = None
 
     @property
     def level(self) -> Level:
@@ -112,13 +116,26 @@ class AlertLevels:
         self._window.clear()
         self._sum, self.smoothed = 0.0, 0.0
         self._pending, self._pending_frames = None, 0
+        self.rising_since = self.held_back_since = None
         self._index = LEVELS.index(level)
 
-    def update(self, probability: float, now: float) -> LevelChange | None:
-        """Feed one frame's alert probability taken at monotonic time ``now``; return a change or None."""
+    def update(self, probability: float, now: float, may_rise: bool = True) -> LevelChange | None:
+        """Feed one frame's alert probability taken at monotonic time ``now``; return a change or None.
+
+        ``may_rise=False`` refuses a rise this frame (the level stays, its dwell starts again once a rise is allowed):
+        the caller knows the frames calling for it cannot show the flow dropping (nothing in the view moves)."""
         p = self._smooth(probability, now)
         self.smoothed = p
         target = self._target(p)
+        if target > self._index:
+            self.rising_since = now if self.rising_since is None else self.rising_since
+        else:
+            self.rising_since = None
+        if target > self._index and not may_rise:
+            self.held_back_since = now if self.held_back_since is None else self.held_back_since
+            self._pending = None
+            return None
+        self.held_back_since = None
         if target == self._index:
             self._pending = None
             return None

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,6 +46,12 @@ SMALL_WIDTH = 64
 # Readings under this many pixels of the small image are what noise does to a still picture as much as motion: a
 # window of them is measured per axis (signed), where noise cancels (see BeltMotion._speed).
 SUB_PIXEL = 1.0
+# Reliable readings (about 0.2 s at 15 frames/s) it takes to call a view still (BeltMotion.still_since).
+MIN_STILL_READINGS = 3
+# A view counts as still when it moves at under this share of the belt's speed before (BeltMotion.still_since).
+STILL_SHARE = 0.2
+# Seconds of reliable readings kept for that comparison.
+HISTORY_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class BeltMotion:
         self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
         # (time, signed frame widths per second across and down, their length, shift in small-image pixels, direction)
         self._readings: deque[tuple[float, float, float, float, float, str | None]] = deque()
+        self._history: deque[tuple[float, float, float, float, float, str | None]] = deque()  # the same, HISTORY_S long
         self._slow_since: float | None = None
         self._fast_since: float | None = None
         self.stopped = False
@@ -181,6 +188,7 @@ class BeltMotion:
         """Forget the past (after the camera was reopened)."""
         self._previous, self._slow_since, self._fast_since = None, None, None
         self._readings.clear()
+        self._history.clear()
         self.stopped = False
 
     def update(self, grey: npt.NDArray[np.float32], now: float) -> MotionReading:
@@ -194,24 +202,46 @@ class BeltMotion:
             if confidence >= self.rules.min_confidence:
                 per_s = 1.0 / grey.shape[1] / (now - previous[1])
                 shift = math.hypot(dx, dy)
-                self._readings.append((now, dx * per_s, dy * per_s, shift * per_s, shift, direction_of(dx, dy)))
+                reading = (now, dx * per_s, dy * per_s, shift * per_s, shift, direction_of(dx, dy))
+                self._readings.append(reading)
+                self._history.append(reading)
         while self._readings and self._readings[0][0] < now - self.rules.window_s:
             self._readings.popleft()
+        while self._history and self._history[0][0] < now - HISTORY_S:
+            self._history.popleft()
         speed = self._speed()
         self._update_state(speed, now)
         return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence, self._direction())
 
-    def _speed(self) -> float | None:
+    def still_since(self, since: float) -> bool:
+        """Whether nothing in the view has moved since monotonic time ``since``: at least
+        :data:`MIN_STILL_READINGS` reliable readings were taken since then, and their speed (as :meth:`_speed`
+        measures a window) is under ``stopped_below``, or under :data:`STILL_SHARE` of the speed the belt ran at
+        in the seconds before (a cloth held still reads sensor noise at 0.05-0.1 frame widths/s on a few
+        readings, over the absolute limit; the belt before it ran at 0.47). Without enough reliable readings (a
+        plain empty belt, a view the scene judges skip) it is not known to be still: False."""
+        readings = [r for r in self._history if r[0] >= since]
+        if len(readings) < MIN_STILL_READINGS:
+            return False
+        speed = self._speed(readings)
+        if speed is None:
+            return False
+        before = [r[3] for r in self._history if r[0] < since]
+        running = statistics.median(before) if len(before) >= MIN_STILL_READINGS else 0.0
+        return speed < max(self.rules.stopped_below, STILL_SHARE * running)
+
+    def _speed(self, readings: Sequence[tuple[float, float, float, float, float, str | None]] | None = None) -> float | None:
         """The window's speed in frame widths per second (None without a reliable reading): the median of the
         readings' lengths, or, while their median shift is sub-pixel, the length of their per-axis medians. A
         stopped belt's readings are sub-pixel noise whose lengths' median sat at the stopped limit (0.03-0.07
         widths/s on 20 of 40 simulated empty belts that stopped, never reported); per axis it is 0.003-0.008."""
-        if not self._readings:
+        readings = self._readings if readings is None else readings
+        if not readings:
             return None
-        if statistics.median(shift for *_, shift, _ in self._readings) >= SUB_PIXEL:
-            return float(statistics.median(speed for _, _, _, speed, _, _ in self._readings))
-        return math.hypot(statistics.median(vx for _, vx, *_ in self._readings),
-                          statistics.median(vy for _, _, vy, *_ in self._readings))
+        if statistics.median(shift for *_, shift, _ in readings) >= SUB_PIXEL:
+            return float(statistics.median(speed for _, _, _, speed, _, _ in readings))
+        return math.hypot(statistics.median(vx for _, vx, *_ in readings),
+                          statistics.median(vy for _, _, vy, *_ in readings))
 
     def _direction(self) -> str | None:
         """The way the belt runs when at least 3 moving readings in the window agree and 80% of them do."""

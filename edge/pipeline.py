@@ -50,6 +50,9 @@ SCENE_STATS_INTERVAL_S = 0.5
 PALETTE_LEARN_INTERVAL_S = 10.0
 # Belt motion: one reading per frame up to 30 frames/s (~0.15 ms each); faster cameras are sampled.
 MOTION_INTERVAL_S = 1.0 / 30.0
+# A region whose frames have called for a higher level for this long while nothing in the view moved reads unknown.
+STILL_GAP_S = 1.0
+STILL_GAP_REASON = "the view reads a gap but nothing in it moves: something held still in front of the camera, or a belt that stopped"
 
 
 class FrameClassifier(Protocol):
@@ -195,9 +198,12 @@ class Pipeline:
                 reread = watch.held and not watch.held_in_doubt
                 if verdict.doubtful or (name in not_a_belt and not reread) or watch.contested:
                     continue
-                change = self.levels[name].update(float(probability), now)
+                levels = self.levels[name]
+                change = levels.update(float(probability), now, may_rise=not self._still_since(levels.rising_since))
                 if change is not None:
                     changes.append(change)
+                if levels.held_back_since is not None and now - levels.held_back_since >= STILL_GAP_S:
+                    not_a_belt[name] = STILL_GAP_REASON
                 if reread and self.levels[name].level != Level.OK:  # frames the judges call a belt read a gap
                     watch.release()
                     del not_a_belt[name]
@@ -275,6 +281,16 @@ class Pipeline:
             if not self._verdicts[i].unknown:
                 self._verdicts[i] = SceneVerdict(
                     True, f"not the belt's colours: {share:.0%} of the view in colours its belt and product never showed there", True)
+
+    def _still_since(self, since: float | None) -> bool:
+        """Whether the belt's picture has stood still since ``since`` (False when unknown or not measured).
+
+        A gap only ever arrives on a moving belt: frames that begin to read one on a view where nothing moves are
+        something else held in front of the camera (a cloth over the lens that the model takes for an empty belt and
+        the scene judges for a belt: 13 of 40 of the second renderer's covered-lens stills, held still after a running
+        belt, raised an alert), or a belt that stopped before the gap reached the view, which the belt event reports.
+        Such a rise is refused, and after :data:`STILL_GAP_S` the region reads unknown."""
+        return self.motion is not None and since is not None and self.motion.still_since(since)
 
     def _belt_motion(self, frame: Frame) -> MotionReading | None:
         if self.motion is None:

@@ -177,9 +177,34 @@ def test_lane_gaps_judges_the_gap_lanes_roi_the_other_lanes_and_the_whole_belt()
     assert summarise([empty, {**empty, "stale_ok": True}])["stale_ok"] == 1
 
 
+def test_held_stills_judges_a_still_held_after_a_running_belt_and_counts_alerts_per_variant_and_case() -> None:
+    """The second renderer's covered-lens still on seed 0, held after 4 s of a running belt, through the real daemon:
+    it raised an alert before gaps on still views were refused; now it never alerts and its end reads unknown. The
+    summary counts alerts and unknown shares per variant and case."""
+    from benchmarks.held_stills import run_still, summarise
+
+    run = run_still((str(BUNDLED_MODEL), 0, "covered_lens", "after"))
+    assert not run["alert"] and run["unknown_share"] == 1.0, run
+    assert ("ok", "unknown") in [(a, b) for _, a, b in run["changes"]]
+    summary = summarise([run, {**run, "seed": 5, "alert": True, "unknown_share": 0.0},
+                         {**run, "case": "half_covered", "variant": "start", "unknown_share": 0.0}])
+    assert (summary["runs"], summary["alerted"], summary["unknown_share"]) == (3, 1, 0.5)
+    assert summary["by_variant"]["after"]["covered_lens"]["alert_seeds"] == [5]
+    assert summary["by_variant"]["start"]["half_covered"]["runs"] == 1
+
+
+def test_held_stills_refuses_an_unknown_variant_in_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.held_stills", "--variants", "after,sideways"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "held_stills: --variants 'after,sideways': expected a comma-separated list of after, noisy, start"]
+
+
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
                                              (["-m", "benchmarks.belt_stops", "--model"], "belt_stops"),
                                              (["-m", "benchmarks.lane_gaps", "--model"], "lane_gaps"),
+                                             (["-m", "benchmarks.held_stills", "--model"], "held_stills"),
                                              (["benchmarks/detection.py"], "detection")])
 def test_a_missing_model_is_one_line_and_exit_2(command: list[str], name: str, tmp_path: Path) -> None:
     """The benchmarks check the model before their worker processes start: one line naming the file, no traceback."""

@@ -130,3 +130,38 @@ def test_small_grey_is_cheap_and_about_64_wide() -> None:
     grey = small_grey(frame)
     assert grey.shape == (48, 64) and grey.dtype == np.float32
     assert grey[0, 0] == pytest.approx(np.mean(np.arange(10) // 10)) and grey[0, 63] == pytest.approx(63.0)
+
+
+def textured(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.random((48, 64)).astype(np.float32)
+    return (base + np.roll(base, 1, 0) + np.roll(base, 1, 1)) * 60
+
+
+def test_a_view_held_still_after_a_running_belt_reads_still_and_a_running_belt_does_not() -> None:
+    """A belt running 2 pixels of the small image a frame for 3 s, then a picture held still with sensor noise (a
+    cloth over the lens): read still since it came, not before; too few readings since a moment say nothing."""
+    belt, cloth, rng = textured(3), textured(4), np.random.default_rng(5)
+    motion = BeltMotion(MotionRules(), 320)
+    for i in range(45):
+        motion.update(np.roll(belt, 2 * i, axis=1), i / FPS)
+    assert not motion.still_since(1.0)
+    assert not motion.still_since(3.0), "no reading since: not known to be still"
+    for i in range(45, 52):
+        motion.update(cloth + rng.normal(0, 4, cloth.shape).astype(np.float32), i / FPS)
+    assert motion.still_since(45 / FPS)
+    assert not motion.still_since(2.0), "the belt was running then"
+
+
+def test_a_slow_belt_is_not_a_still_view() -> None:
+    """A belt that slows from 2 to 0.4 pixels of the small image a frame (three times the stopped limit, a fifth of
+    its speed before) moves, it is not a still view."""
+    belt = textured(6)
+    motion = BeltMotion(MotionRules(), 640)
+    offset = 0.0
+    for i in range(75):
+        offset += 2.0 if i < 30 else 0.4
+        whole, part = int(offset), offset - int(offset)
+        shifted = (1 - part) * np.roll(belt, whole, axis=1) + part * np.roll(belt, whole + 1, axis=1)
+        motion.update(shifted.astype(np.float32), i / FPS)
+    assert not motion.still_since(3.0)
