@@ -67,7 +67,8 @@ class AlertLevels:
         self._pending_frames = 0
         self.smoothed = 0.0
         # Since when the smoothed probability has called for a higher level than the current one (None: it does not),
-        # and since when a rise it called for has been refused (update's may_rise).
+        # and since when a rise it calls for was first refused (update's may_rise); kept until the rise is committed
+        # or no longer called for, so a region read unknown meanwhile goes straight to the level once it commits.
         self.rising_since: float | None = None
         self.held_back_since: float | None = None
 
@@ -129,13 +130,12 @@ class AlertLevels:
         target = self._target(p)
         if target > self._index:
             self.rising_since = now if self.rising_since is None else self.rising_since
+            if not may_rise:
+                self.held_back_since = now if self.held_back_since is None else self.held_back_since
+                self._pending = None
+                return None
         else:
-            self.rising_since = None
-        if target > self._index and not may_rise:
-            self.held_back_since = now if self.held_back_since is None else self.held_back_since
-            self._pending = None
-            return None
-        self.held_back_since = None
+            self.rising_since = self.held_back_since = None
         if target == self._index:
             self._pending = None
             return None
@@ -146,6 +146,7 @@ class AlertLevels:
             return None
         previous = LEVELS[self._index]
         self._index, self._pending = target, None
+        self.held_back_since = None
         return LevelChange(self.roi, LEVELS[target], previous, p, now)
 
 

@@ -48,6 +48,10 @@ SMALL_WIDTH = 64
 SUB_PIXEL = 1.0
 # Reliable readings (about 0.2 s at 15 frames/s) it takes to call a view still (BeltMotion.still_since).
 MIN_STILL_READINGS = 3
+# ... judged on at most this many of the latest (about 0.7 s of a running belt at 15 frames/s; a still cloth under
+# sensor noise gives a reliable reading on one frame in two or three, so they can span a few seconds; with 6, their
+# noise let 4 of 40 noisy covers through, against 2).
+STILL_READINGS = 10
 # A view counts as still when it moves at under this share of the belt's speed before (BeltMotion.still_since).
 STILL_SHARE = 0.2
 # Seconds of reliable readings kept for that comparison.
@@ -214,13 +218,14 @@ class BeltMotion:
         return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence, self._direction())
 
     def still_since(self, since: float) -> bool:
-        """Whether nothing in the view has moved since monotonic time ``since``: at least
-        :data:`MIN_STILL_READINGS` reliable readings were taken since then, and their speed (as :meth:`_speed`
-        measures a window) is under ``stopped_below``, or under :data:`STILL_SHARE` of the speed the belt ran at
-        in the seconds before (a cloth held still reads sensor noise at 0.05-0.1 frame widths/s on a few
-        readings, over the absolute limit; the belt before it ran at 0.47). Without enough reliable readings (a
-        plain empty belt, a view the scene judges skip) it is not known to be still: False."""
-        readings = [r for r in self._history if r[0] >= since]
+        """Whether nothing in the view has moved since monotonic time ``since``, judged on the last
+        :data:`STILL_READINGS` reliable readings since then (so a view that moves again counts as moving within a
+        few readings): at least :data:`MIN_STILL_READINGS` of them, and their speed (as :meth:`_speed` measures a
+        window) under ``stopped_below``, or under :data:`STILL_SHARE` of the speed the belt ran at in the seconds
+        before ``since`` (a cloth held still reads sensor noise at 0.05-0.1 frame widths/s on a few readings,
+        over the absolute limit; the belt before it ran at 0.47). Without enough reliable readings (a plain empty
+        belt, a view the scene judges skip) it is not known to be still: False."""
+        readings = [r for r in self._history if r[0] >= since][-STILL_READINGS:]
         if len(readings) < MIN_STILL_READINGS:
             return False
         speed = self._speed(readings)

@@ -579,3 +579,18 @@ def test_a_covered_lens_held_still_after_a_running_belt_never_alerts_and_reads_u
     assert "alert" not in {level for _, level, _ in log.seen}, levels_of(publisher.changes)
     late = [level for t, level, _ in log.seen if 7.0 <= t < 10.0]
     assert set(late) == {"unknown"}, (late.count("unknown"), len(late))
+
+
+def test_a_gap_in_view_of_a_belt_standing_still_reads_unknown_and_alerts_once_the_belt_runs() -> None:
+    """The belt stands still from the start with a gap in view (the model says "gap" on every frame): the rise is
+    refused, the belt reads unknown and is reported stopped; once the belt runs (6 s) the alert comes within 1.5 s,
+    straight from unknown. The first version judged stillness on every reading since the rise began (4 s of them)
+    and read unknown, then ok, for 2 s after the belt ran again."""
+    stream = HoldoutStream(7, Script(stops=((0.0, 6.0),)), fps=FPS)
+    publisher, _, _ = run_daemon(config(), FakeClassifier.constant(0.95), stream, int(12 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "alert")]
+    unknown, alert = publisher.level_changes
+    assert "nothing in it moves" in unknown.reason and (unknown.frame_seq - 1) / FPS <= 2.0
+    assert 6.0 < (alert.frame_seq - 1) / FPS <= 7.5
+    belts = [(str(c.belt), (c.frame_seq - 1) / FPS) for c in publisher.changes if isinstance(c, BeltChanged)]
+    assert [b for b, _ in belts] == ["stopped", "moving"] and belts[0][1] <= 3.0

@@ -163,8 +163,8 @@ def test_one_odd_frame_never_raises_or_clears_an_alert(fps: float, window: float
 
 def test_a_refused_rise_keeps_the_level_and_a_rise_allowed_again_needs_a_fresh_dwell() -> None:
     """``may_rise=False`` (the caller knows nothing in the view moves) keeps the level where it is however long the
-    frames call for a gap, and says since when; once a rise is allowed again the full dwell runs from there. A fall
-    is never refused."""
+    frames call for a gap, and says since when (until the rise commits); once a rise is allowed again the full dwell
+    runs from there. A fall is never refused."""
     levels = AlertLevels("belt", DEFAULT)
     for i in range(20):
         assert levels.update(0.0, i / 20) is None
@@ -174,7 +174,9 @@ def test_a_refused_rise_keeps_the_level_and_a_rise_allowed_again_needs_a_fresh_d
     assert levels.level == "ok" and levels.smoothed == 1.0
     assert levels.rising_since is not None and 1.0 < levels.rising_since < 1.0 + DEFAULT.window_s
     assert levels.held_back_since == levels.rising_since
-    changes = [(i / 20, levels.update(1.0, i / 20)) for i in range(60, 80)]
+    assert levels.update(1.0, 3.0) is None
+    assert levels.held_back_since is not None, "held back until the rise commits: a region read unknown goes straight up"
+    changes = [(i / 20, levels.update(1.0, i / 20)) for i in range(61, 80)]
     risen = [(t, c) for t, c in changes if c is not None]
     assert len(risen) == 1 and risen[0][1].level == "alert" and risen[0][0] >= 3.0 + DEFAULT.dwell_s
     assert levels.held_back_since is None and levels.rising_since is None

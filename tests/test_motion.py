@@ -140,7 +140,8 @@ def textured(seed: int) -> np.ndarray:
 
 def test_a_view_held_still_after_a_running_belt_reads_still_and_a_running_belt_does_not() -> None:
     """A belt running 2 pixels of the small image a frame for 3 s, then a picture held still with sensor noise (a
-    cloth over the lens): read still since it came, not before; too few readings since a moment say nothing."""
+    cloth over the lens): read still since it came, not before, and moving again within a few readings once the belt
+    runs again; too few readings since a moment say nothing."""
     belt, cloth, rng = textured(3), textured(4), np.random.default_rng(5)
     motion = BeltMotion(MotionRules(), 320)
     for i in range(45):
@@ -150,7 +151,9 @@ def test_a_view_held_still_after_a_running_belt_reads_still_and_a_running_belt_d
     for i in range(45, 52):
         motion.update(cloth + rng.normal(0, 4, cloth.shape).astype(np.float32), i / FPS)
     assert motion.still_since(45 / FPS)
-    assert not motion.still_since(2.0), "the belt was running then"
+    for i in range(52, 59):  # the cloth is gone, the belt runs on
+        motion.update(np.roll(belt, 2 * i, axis=1), i / FPS)
+    assert not motion.still_since(45 / FPS), "moving again within seven readings (half a second)"
 
 
 def test_a_slow_belt_is_not_a_still_view() -> None:
