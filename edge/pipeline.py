@@ -202,12 +202,17 @@ class Pipeline:
                 change = levels.update(float(probability), now, may_rise=not self._still_since(levels.rising_since))
                 if change is not None:
                     changes.append(change)
-                if levels.held_back_since is not None and now - levels.held_back_since >= STILL_GAP_S:
-                    not_a_belt[name] = STILL_GAP_REASON
                 if reread and self.levels[name].level != Level.OK:  # frames the judges call a belt read a gap
                     watch.release()
                     del not_a_belt[name]
                     self.level_before_scene.pop(name, None)
+            for name, levels in self.levels.items():
+                # Also on frames not fed (in doubt): a rise held back that long must not fall back to a stale level
+                # (an adversarial review: a gap restarting with a stopped belt, its frames then in doubt, read `ok`
+                # for 5 s with the smoothed probability at 1.0).
+                if (levels.held_back_since is not None and now - levels.held_back_since >= STILL_GAP_S
+                        and name not in not_a_belt):
+                    not_a_belt[name] = STILL_GAP_REASON
         t4 = time.perf_counter()
         return FrameResult(
             probabilities=scores.alert,

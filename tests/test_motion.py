@@ -156,15 +156,16 @@ def test_a_view_held_still_after_a_running_belt_reads_still_and_a_running_belt_d
     assert not motion.still_since(45 / FPS), "moving again within seven readings (half a second)"
 
 
-def test_a_slow_belt_is_not_a_still_view() -> None:
-    """A belt that slows from 2 to 0.4 pixels of the small image a frame (three times the stopped limit, a fifth of
-    its speed before) moves, it is not a still view."""
+def test_a_belt_that_slows_as_a_gap_arrives_is_not_a_still_view() -> None:
+    """A belt that slows from 2 to 0.3 pixels of the small image a frame (0.07 frame widths/s: over twice the stopped
+    limit, but 15% of its speed before) moves its way steadily: not a still view. An adversarial review found such a
+    slowdown as a gap arrived read unknown and alerted 2-4 s late on 10 of 20 belts."""
     belt = textured(6)
     motion = BeltMotion(MotionRules(), 640)
     offset = 0.0
     for i in range(75):
-        offset += 2.0 if i < 30 else 0.4
+        offset += 2.0 if i < 30 else 0.3
         whole, part = int(offset), offset - int(offset)
         shifted = (1 - part) * np.roll(belt, whole, axis=1) + part * np.roll(belt, whole + 1, axis=1)
         motion.update(shifted.astype(np.float32), i / FPS)
-    assert not motion.still_since(3.0)
+    assert not motion.still_since(31 / FPS)
