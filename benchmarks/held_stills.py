@@ -1,6 +1,6 @@
 """Held stills: the second renderer's hard-case pictures held still in front of the camera, through the real daemon.
 
-    python -m benchmarks.held_stills [--model M] [--seeds 40-79] [--variants after,noisy,start] [--workers 2]
+    python -m benchmarks.held_stills [--model M] [--seeds 40-79] [--variants after,noisy,slides,start] [--workers 2]
 
 The issue's bar says hand, covered-lens, grey-wall, noise and glare frames must never raise an alert and must read
 ``unknown`` on ``state/<roi>``. The detection hour plays them as moving episodes; a camera can also face one picture
@@ -10,6 +10,8 @@ file in a loop. Each run is a :class:`converter.holdout.HoldoutStream` belt at 1
 
 * ``after``: 4 s of the running belt, then the still, byte for byte the same frame, for 6 s;
 * ``noisy``: the same with fresh sensor noise (sigma 3) on every frame of the still, as a real camera gives;
+* ``slides``: 4 s of the running belt, then six distinct stills of the case, one a second, with that noise (a hand
+  that shifts now and then, or a folder of such pictures replayed as video);
 * ``start``: the still from the first frame (a daemon started while the lens is covered), 6 s.
 
 Per variant and case: the runs that raised an ``alert`` while the still was in view, the share of the last 3 s that
@@ -52,27 +54,30 @@ CASES = {  # the name in this benchmark's output -> the second renderer's hard c
     "noise": "sensor noise", "glare": "blown-out glare", "half_covered": "half the lens covered",
 }
 MUST_READ_UNKNOWN = ("hand", "covered_lens", "grey_wall", "noise", "glare")
-VARIANTS = ("after", "noisy", "start")
+VARIANTS = ("after", "noisy", "slides", "start")
 
 
 class HeldStill:
-    """A running belt for ``before`` frames, then one picture held still (with fresh noise on each frame if ``noisy``)."""
+    """A running belt for ``before`` frames, then one picture held still, or one a second (``slides``), with fresh noise
+    on each frame if ``noisy``."""
 
     def __init__(self, seed: int, case: str, variant: str) -> None:
         self.fps = FPS
         self.belt = HoldoutStream(seed, Script(), fps=FPS, size=SIZE)
-        image = render_case(CASES[case], np.random.default_rng((seed, 77))).image
-        self.still = np.asarray(Image.fromarray(image).resize(SIZE, Image.Resampling.BILINEAR))
+        count = int(HELD_S) if variant == "slides" else 1
+        self.stills = [np.asarray(Image.fromarray(render_case(CASES[case], np.random.default_rng((seed, 77 + 1000 * k))).image)
+                                  .resize(SIZE, Image.Resampling.BILINEAR)) for k in range(count)]
         self.before = 0 if variant == "start" else int(BEFORE_S * FPS)
-        self.noisy = variant == "noisy"
+        self.noisy = variant in ("noisy", "slides")
         self._rng = np.random.default_rng((seed, 78))
 
     def frame(self, i: int) -> npt.NDArray[np.uint8]:
         if i < self.before:
             return self.belt.frame(i)
+        still = self.stills[min(int((i - self.before) / FPS), len(self.stills) - 1)]
         if self.noisy:
-            return np.clip(self.still + self._rng.normal(0.0, NOISE_SIGMA, self.still.shape), 0, 255).astype(np.uint8)
-        return self.still
+            return np.clip(still + self._rng.normal(0.0, NOISE_SIGMA, still.shape), 0, 255).astype(np.uint8)
+        return still
 
 
 def run_still(args: tuple[str, int, str, str]) -> dict[str, Any]:

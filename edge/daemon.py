@@ -306,6 +306,8 @@ class Daemon:
                 pipeline.palettes[name] = old_pipeline.palettes[name]
             if name in old_pipeline.level_before_scene:
                 pipeline.level_before_scene[name] = old_pipeline.level_before_scene[name]
+            if name in old_pipeline.returning:
+                pipeline.returning[name] = old_pipeline.returning[name]
         pipeline.health = old_pipeline.health  # the camera is the same camera
         pipeline.motion = old_pipeline.motion  # and the same belt
         self.config = self.parts.config = config

@@ -120,11 +120,13 @@ class AlertLevels:
         self.rising_since = self.held_back_since = None
         self._index = LEVELS.index(level)
 
-    def update(self, probability: float, now: float, may_rise: bool = True) -> LevelChange | None:
+    def update(self, probability: float, now: float, may_rise: bool = True, may_commit: bool = True) -> LevelChange | None:
         """Feed one frame's alert probability taken at monotonic time ``now``; return a change or None.
 
         ``may_rise=False`` refuses a rise this frame (the level stays, its dwell starts again once a rise is allowed):
-        the caller knows the frames calling for it cannot show the flow dropping (nothing in the view moves)."""
+        the caller knows the frames calling for it cannot show the flow dropping (nothing in the view moves).
+        ``may_commit=False`` lets a rise's dwell run but not end this frame: it commits on the first frame allowed to,
+        once its dwell has passed (the caller does not yet know whether the view moves)."""
         p = self._smooth(probability, now)
         self.smoothed = p
         target = self._target(p)
@@ -143,6 +145,8 @@ class AlertLevels:
             self._pending, self._pending_since, self._pending_frames = target, now, 0
         self._pending_frames += 1
         if now - self._pending_since < self.rules.dwell_s or self._pending_frames < self.rules.min_frames:
+            return None
+        if target > self._index and not may_commit:
             return None
         previous = LEVELS[self._index]
         self._index, self._pending = target, None

@@ -250,6 +250,26 @@ class BeltMotion:
                         and sum(p > 0 for p in projections) >= ALONG_SHARE * len(projections))
         return not moving_along
 
+    def moving_since(self, since: float) -> bool:
+        """Whether the view has been seen moving the way a belt runs since monotonic time ``since``: at least
+        :data:`MIN_STILL_READINGS` reliable readings since then (the last :data:`STILL_READINGS`), their speed at
+        least ``stopped_below`` and :data:`ALONG_SHARE` of them moving the way of their median. A cloth held still
+        under sensor noise reads 0.05-0.1 frame widths/s with no steady sign; a plain view gives no reliable reading:
+        neither is seen moving."""
+        readings = [r for r in self._history if r[0] >= since][-STILL_READINGS:]
+        if len(readings) < MIN_STILL_READINGS:
+            return False
+        speed = self._speed(readings)
+        if speed is None or speed < self.rules.stopped_below:
+            return False
+        along = (statistics.median(r[1] for r in readings), statistics.median(r[2] for r in readings))
+        norm = math.hypot(*along)
+        if norm == 0.0:
+            return False
+        projections = [(vx * along[0] + vy * along[1]) / norm for _, vx, vy, *_ in readings]
+        return (statistics.median(projections) >= self.rules.stopped_below
+                and sum(p > 0 for p in projections) >= ALONG_SHARE * len(projections))
+
     def _speed(self, readings: Sequence[tuple[float, float, float, float, float, str | None]] | None = None) -> float | None:
         """The window's speed in frame widths per second (None without a reliable reading): the median of the
         readings' lengths, or, while their median shift is sub-pixel, the length of their per-axis medians. A

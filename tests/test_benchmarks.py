@@ -193,12 +193,28 @@ def test_held_stills_judges_a_still_held_after_a_running_belt_and_counts_alerts_
     assert summary["by_variant"]["start"]["half_covered"]["runs"] == 1
 
 
+def test_held_stills_slides_show_a_new_still_each_second_and_the_other_variants_one() -> None:
+    import numpy as np
+
+    from benchmarks.held_stills import FPS, HeldStill
+
+    def change(stream: HeldStill, a: int, b: int) -> float:
+        return float(np.abs(stream.frame(a).astype(np.int16) - stream.frame(b).astype(np.int16)).mean())
+
+    slides, after = HeldStill(3, "hand", "slides"), HeldStill(3, "hand", "after")
+    first = slides.before
+    assert change(slides, first, first + int(FPS)) > 10.0, "a new still after a second"
+    assert change(slides, first, first + int(FPS) - 1) < 5.0, "within the second, the same still and its noise"
+    assert change(after, first, first + int(3 * FPS)) == 0.0
+    assert change(slides, first, first) < 5.0 and np.array_equal(slides.stills[0], after.stills[0])
+
+
 def test_held_stills_refuses_an_unknown_variant_in_one_line() -> None:
     result = subprocess.run([sys.executable, "-m", "benchmarks.held_stills", "--variants", "after,sideways"],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "held_stills: --variants 'after,sideways': expected a comma-separated list of after, noisy, start"]
+        "held_stills: --variants 'after,sideways': expected a comma-separated list of after, noisy, slides, start"]
 
 
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),

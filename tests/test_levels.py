@@ -182,3 +182,18 @@ def test_a_refused_rise_keeps_the_level_and_a_rise_allowed_again_needs_a_fresh_d
     assert levels.held_back_since is None and levels.rising_since is None
     fall = [levels.update(0.0, i / 20, may_rise=False) for i in range(80, 120)]
     assert [c.level for c in fall if c is not None] == ["ok"]
+
+
+def test_a_rise_not_yet_allowed_to_commit_keeps_its_dwell_and_commits_on_the_first_frame_allowed() -> None:
+    """``may_commit=False`` (a region back from a scene that was not a belt, the belt not yet seen moving): the rise's
+    dwell runs but does not end; the first frame allowed to commit commits, with no fresh dwell. Falls commit."""
+    levels = AlertLevels("belt", DEFAULT)
+    for i in range(20):
+        assert levels.update(0.0, i / 20) is None
+    for i in range(20, 60):
+        assert levels.update(1.0, i / 20, may_commit=False) is None
+    assert levels.level == "ok" and levels.held_back_since is None
+    change = levels.update(1.0, 3.0)
+    assert change is not None and change.level == "alert" and change.at == 3.0
+    fall = [levels.update(0.0, i / 20, may_commit=False) for i in range(61, 100)]
+    assert [c.level for c in fall if c is not None] == ["ok"]

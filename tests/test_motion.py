@@ -169,3 +169,22 @@ def test_a_belt_that_slows_as_a_gap_arrives_is_not_a_still_view() -> None:
         shifted = (1 - part) * np.roll(belt, whole, axis=1) + part * np.roll(belt, whole + 1, axis=1)
         motion.update(shifted.astype(np.float32), i / FPS)
     assert not motion.still_since(31 / FPS)
+
+
+def test_a_view_is_seen_moving_only_when_it_moves_steadily_one_way() -> None:
+    """What ends the hold after a scene that was not a belt (edge.pipeline.RETURN_HOLD_S): a running belt is seen
+    moving within a few readings; a cloth held still under sensor noise, and a plain view that gives no reliable
+    reading, are not."""
+    rng = np.random.default_rng(5)
+    belt, cloth = textured(3), textured(4)
+    motion = BeltMotion(MotionRules(), 320)
+    for i in range(30):  # a still cloth under sensor noise
+        motion.update(cloth + rng.normal(0, 4, cloth.shape).astype(np.float32), i / FPS)
+    assert not motion.moving_since(0.0)
+    for i in range(30, 40):  # a plain grey view: no reliable reading
+        motion.update(np.full_like(belt, 128.0) + rng.normal(0, 0.5, belt.shape).astype(np.float32), i / FPS)
+    assert not motion.moving_since(30 / FPS)
+    for i in range(40, 46):  # the belt runs
+        motion.update(np.roll(belt, 2 * i, axis=1), i / FPS)
+    assert motion.moving_since(40 / FPS), "seen moving within six readings"
+    assert not motion.moving_since(46 / FPS), "no reading since: not seen moving"
