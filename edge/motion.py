@@ -58,6 +58,9 @@ STILL_SHARE = 0.2
 ALONG_SHARE = 0.8
 # Seconds of reliable readings kept for that comparison.
 HISTORY_S = 4.0
+# One reliable reading: (time, signed frame widths per second across and down, their length, shift in small-image
+# pixels, direction).
+Reading = tuple[float, float, float, float, float, str | None]
 
 
 @dataclass(frozen=True)
@@ -183,9 +186,8 @@ class BeltMotion:
         self.rules = rules
         self.frame_width = frame_width
         self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
-        # (time, signed frame widths per second across and down, their length, shift in small-image pixels, direction)
-        self._readings: deque[tuple[float, float, float, float, float, str | None]] = deque()
-        self._history: deque[tuple[float, float, float, float, float, str | None]] = deque()  # the same, HISTORY_S long
+        self._readings: deque[Reading] = deque()
+        self._history: deque[Reading] = deque()  # the same, HISTORY_S long
         self._slow_since: float | None = None
         self._fast_since: float | None = None
         self.stopped = False
@@ -227,7 +229,7 @@ class BeltMotion:
         before ``since`` while not moving steadily the way it ran (a cloth held still reads sensor noise at 0.05-0.1
         frame widths/s on a few readings, over the absolute limit; the belt before it ran at 0.47). Without enough
         reliable readings (a plain empty belt, a view the scene judges skip) it is not known to be still: False."""
-        readings = [r for r in self._history if r[0] >= since][-STILL_READINGS:]
+        readings = self._latest_since(since)
         if len(readings) < MIN_STILL_READINGS:
             return False
         speed = self._speed(readings)
@@ -241,14 +243,7 @@ class BeltMotion:
         # Slower than a fifth of the belt before: still, unless the readings keep moving the belt's way. A belt that
         # slows as a gap arrives does (an adversarial review: slowed to 0.07 widths/s, 2.3 times the stopped limit,
         # 10 of 20 gap alerts came 2-4 s late); a still cloth's sensor noise has no steady sign.
-        along = (statistics.median(r[1] for r in before), statistics.median(r[2] for r in before))
-        norm = math.hypot(*along)
-        if norm == 0.0:
-            return True
-        projections = [(vx * along[0] + vy * along[1]) / norm for _, vx, vy, *_ in readings]
-        moving_along = (statistics.median(projections) >= self.rules.stopped_below
-                        and sum(p > 0 for p in projections) >= ALONG_SHARE * len(projections))
-        return not moving_along
+        return not self._steadily_along(readings, before)
 
     def moving_since(self, since: float) -> bool:
         """Whether the view has been seen moving the way a belt runs since monotonic time ``since``: at least
@@ -256,13 +251,20 @@ class BeltMotion:
         least ``stopped_below`` and :data:`ALONG_SHARE` of them moving the way of their median. A cloth held still
         under sensor noise reads 0.05-0.1 frame widths/s with no steady sign; a plain view gives no reliable reading:
         neither is seen moving."""
-        readings = [r for r in self._history if r[0] >= since][-STILL_READINGS:]
+        readings = self._latest_since(since)
         if len(readings) < MIN_STILL_READINGS:
             return False
         speed = self._speed(readings)
-        if speed is None or speed < self.rules.stopped_below:
-            return False
-        along = (statistics.median(r[1] for r in readings), statistics.median(r[2] for r in readings))
+        return speed is not None and speed >= self.rules.stopped_below and self._steadily_along(readings, readings)
+
+    def _latest_since(self, since: float) -> list[Reading]:
+        """The last :data:`STILL_READINGS` reliable readings taken at or after ``since``."""
+        return [r for r in self._history if r[0] >= since][-STILL_READINGS:]
+
+    def _steadily_along(self, readings: Sequence[Reading], reference: Sequence[Reading]) -> bool:
+        """Whether ``readings`` move steadily the way of ``reference``'s median: their median projection on it at least
+        ``stopped_below`` and :data:`ALONG_SHARE` of them positive (False when that way is no way at all)."""
+        along = (statistics.median(r[1] for r in reference), statistics.median(r[2] for r in reference))
         norm = math.hypot(*along)
         if norm == 0.0:
             return False
@@ -270,7 +272,7 @@ class BeltMotion:
         return (statistics.median(projections) >= self.rules.stopped_below
                 and sum(p > 0 for p in projections) >= ALONG_SHARE * len(projections))
 
-    def _speed(self, readings: Sequence[tuple[float, float, float, float, float, str | None]] | None = None) -> float | None:
+    def _speed(self, readings: Sequence[Reading] | None = None) -> float | None:
         """The window's speed in frame widths per second (None without a reliable reading): the median of the
         readings' lengths, or, while their median shift is sub-pixel, the length of their per-axis medians. A
         stopped belt's readings are sub-pixel noise whose lengths' median sat at the stopped limit (0.03-0.07
