@@ -198,12 +198,12 @@ class Pipeline:
         motion = self._belt_motion(frame)
         t3 = time.perf_counter()
         changes: list[LevelChange] = []
-        if self.health.verdict == Health.OK:
+        if self.health.verdict == Health.OK:  # a dark, blurred or frozen picture says nothing about the belt
             for name, (since, _, _) in list(self.returning.items()):
                 # Seen moving, or cannot be (motion is not read while another ROI reads unknown: a lane clearing first
                 # would wait the whole hold, its gap's alert 2 s late; an adversarial review), or waited long enough.
                 if now - since >= RETURN_HOLD_S or self._motion_blocked_by - {name} or self._moving_since(since):
-                    del self.returning[name]  # a dark, blurred or frozen picture says nothing about the belt
+                    del self.returning[name]
             for (name, _), probability, verdict in zip(self.rois, scores.alert, self._verdicts, strict=True):
                 watch = self.scenes[name]
                 # Perhaps not a belt scene: it says nothing about the flow. A region unknown by the doubt hold alone is
