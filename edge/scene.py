@@ -27,7 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 SATURATION_LEVEL = 250
-BLOWN_FLOOR = 200  # a blown-out pixel has every channel at least this bright
+# A blown-out pixel has a channel at SATURATION_LEVEL and every channel at least BLOWN_FLOOR: white, as a sensor
+# clipped in every channel gives it. A brightly lit cream belt clips red with green and blue near 230 and 205 (the
+# second renderer's belt 202: a quarter of its frames read as glare at a floor of 200), and glare's blown pixels
+# are 93% at 250 or more in every channel.
+BLOWN_FLOOR = 240
 BLOCK = 4  # detail: means of 4x4 blocks of the half-resolution grid (8x8 pixels of the crop): noise averages out
 # A block of the view is "dark and plain" when its mean grey level is below DARK_LEVEL and its own standard
 # deviation below PLAIN_STD: a black cloth under room light (a blind renderer's cover: level 18, std 2.8). An empty
@@ -45,7 +49,7 @@ class SceneRules:
     """Limits for the scene judges; a model card carries the calibrated values."""
 
     unknown_threshold: float | None = None  # the model's unknown probability at or above this -> unknown
-    max_saturated: float = 0.25  # share of pixels with a channel >= 250 and none below 200
+    max_saturated: float = 0.25  # share of pixels with a channel >= 250 and none below 240
     min_correlation: float = 0.3  # neighbour-pixel correlation below this -> noise
     min_detail: float = 1.5  # grey-level std of 8x8-pixel block means around a fitted plane, below this -> featureless
     min_brightness: float = 10.0  # mean grey level below this -> covered or unlit
@@ -109,8 +113,9 @@ def scene_statistics(rgb64: npt.NDArray[np.uint8], dark_views: bool = True) -> S
     # Every other pixel of every other row: a quarter of the work, and nothing these statistics look for
     # (blown-out areas, uncorrelated noise, missing structure, darkness) is finer than two pixels.
     r, g, b = rgb64[::2, ::2, 0], rgb64[::2, ::2, 1], rgb64[::2, ::2, 2]
-    # Blown out towards white: one channel clipped and none dark. A colour cast that clips only the red channel
-    # of a brightly lit belt is not glare (a held-out stream read a third of its normal frames as glare so).
+    # Blown out towards white: one channel clipped and the others nearly so. A colour cast that clips only the red
+    # channel of a brightly lit belt is not glare (a held-out stream read a third of its normal frames as glare so),
+    # nor is a bright cream belt (see BLOWN_FLOOR).
     grey = (r.astype(np.float32) + g + b) * np.float32(1.0 / 3.0)
     saturated = 0.0
     if float(grey.max()) >= (SATURATION_LEVEL + 2 * BLOWN_FLOOR) / 3:  # else no pixel can be blown out: skip the test

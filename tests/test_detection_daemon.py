@@ -686,3 +686,26 @@ def test_a_belt_that_stops_as_a_gap_arrives_reads_unknown_then_alerts_once_it_ru
     assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "alert"), ("alert", "ok")]
     alert = publisher.level_changes[1]
     assert 24.6 < (alert.frame_seq - 1) / FPS <= 26.1
+
+
+class Later:
+    """A stream's frames from ``start_s`` on (the daemon's first frame is the stream's frame at ``start_s``)."""
+
+    fps = FPS
+
+    def __init__(self, stream: HoldoutStream, start_s: float) -> None:
+        self.stream, self.first = stream, int(start_s * FPS)
+
+    def frame(self, i: int) -> np.ndarray:
+        return self.stream.frame(self.first + i)
+
+
+def test_gaps_on_a_brightly_lit_cream_belt_alert_and_the_belt_never_reads_unknown(bundled: Classifier) -> None:
+    """The second renderer's belt 202 is cream and brightly lit: its red channel clips, green and blue stay bright.
+    The glare rule read a quarter of its frames unknown, and two gaps in that stretch read unknown instead of alert
+    (the detection hour's seed 2)."""
+    stream = HoldoutStream(202, Script(gaps=((68.0, 2.75), (80.0, 2.42))), fps=FPS)
+    publisher, log, _ = run_daemon(config(), bundled, Later(stream, 45.0), int(45 * FPS))
+    assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok")] * 2
+    assert "unknown" not in {level for _, level, _ in log.seen}
+

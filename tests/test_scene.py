@@ -66,6 +66,22 @@ def test_a_colour_cast_that_clips_one_channel_is_not_glare() -> None:
     assert verdict.unknown and verdict.reason.startswith("glare"), verdict
 
 
+def test_a_brightly_lit_cream_belt_is_not_glare() -> None:
+    """A cream belt under bright light clips its red channel while green and blue stay near 230 and 205 (the second
+    renderer's cream belt read a quarter of its frames as glare so, and lost three gaps of seven to it). Blown out
+    means every channel near clipping: the same belt turned white is glare."""
+    rng = np.random.default_rng(3)
+    belt = crop(render_still(rng, "acceptable", lane_crop=False, kind="full")[0]).astype(np.float32)
+    lit = belt * np.float32(240.0 / np.percentile(belt.mean(axis=2), 30))
+    cream = np.clip(lit * np.array([1.1, 0.97, 0.86], np.float32), 0, 255).astype(np.uint8)
+    red_clipped_others_over_200 = (cream.max(axis=2) >= 250) & (cream.min(axis=2) >= 200)
+    assert np.mean(red_clipped_others_over_200) > 0.3  # what read as blown out, over a third of the view
+    assert not judge_statistics(scene_statistics(cream), RULES).unknown
+    white = np.clip(lit * np.float32(1.1), 0, 255).astype(np.uint8)
+    verdict = judge_statistics(scene_statistics(white), RULES)
+    assert verdict.unknown and verdict.reason.startswith("glare"), verdict
+
+
 def dark_cloth(belt: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """``belt`` with a dark cloth over its left ``share`` (a blind renderer's cover: level ~18, std ~2, lit a little
     unevenly), the rest of the belt still in view."""
