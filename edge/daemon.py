@@ -302,6 +302,8 @@ class Daemon:
             pipeline.scenes[name] = old_pipeline.scenes[name]
             if pipeline.light_belts is not None and old_pipeline.light_belts is not None:
                 pipeline.light_belts[name] = old_pipeline.light_belts[name]
+            if pipeline.dark_onsets is not None and old_pipeline.dark_onsets is not None:
+                pipeline.dark_onsets[name] = old_pipeline.dark_onsets[name]
             if pipeline.palettes is not None and old_pipeline.palettes is not None:  # the same place on the same belt
                 pipeline.palettes[name] = old_pipeline.palettes[name]
             if name in old_pipeline.level_before_scene:

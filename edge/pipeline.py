@@ -21,6 +21,7 @@ from edge.palette import FOREIGN_LIMIT, BeltPalette
 from edge.preprocess import Box, quantization_table, resize_rgb
 from edge.scene import (
     BELT,
+    DarkOnset,
     LightBelt,
     SceneRules,
     SceneStatistics,
@@ -111,8 +112,12 @@ class Pipeline:
         self.levels = {name: AlertLevels(name, self._level_rules(classifier)) for name, _ in self.rois}
         self.scenes = {name: SceneWatch(config.scene.window_s, lv.min_frames) for name, _ in self.rois}
         self._stats_verdicts: list[SceneVerdict] = [BELT] * len(self.rois)  # the image statistics', refreshed a few times a second
-        # Which ROIs' belts have shown themselves light (scene.dark_covers); None when the dark-view rule is off.
-        self.light_belts = {name: LightBelt() for name, _ in self.rois} if config.scene.dark_covers else None
+        # Which ROIs' belts have shown themselves light (scene.dark_covers, sudden_covers); None when the dark-view rule is off.
+        dark_views = config.scene.dark_covers or config.scene.sudden_covers
+        self.light_belts = {name: LightBelt() for name, _ in self.rois} if dark_views else None
+        # Which ROIs' views went dark all at once (sudden_covers alone); None when any dark view counts, or none does.
+        self.dark_onsets = ({name: DarkOnset() for name, _ in self.rois}
+                            if config.scene.sudden_covers and not config.scene.dark_covers else None)
         # Each ROI's belt colours, learned from frames with product in view; None when scene.belt_colours is off.
         self.palettes = {name: BeltPalette() for name, _ in self.rois} if config.scene.belt_colours else None
         self._foreign: dict[int, float] = {}  # ROI index -> share of foreign colours, for ROIs over the limit
@@ -172,6 +177,8 @@ class Pipeline:
             watch.reset()
         if self.light_belts is not None:  # the reopened camera may look elsewhere: the dark-view rule waits again
             self.light_belts = {name: LightBelt() for name in self.light_belts}
+        if self.dark_onsets is not None:
+            self.dark_onsets = {name: DarkOnset() for name in self.dark_onsets}
         self._next_stats = float("-inf")
         if self.motion is not None:
             self.motion.reset()
@@ -259,7 +266,7 @@ class Pipeline:
         if refresh:
             belts = self.light_belts
             stats = [scene_statistics(self._crops[i], dark_views=belts is not None) for i in range(len(self.rois))]
-            self._stats_verdicts = [judge_statistics(s, rules, None if belts is None else belts[name].level)
+            self._stats_verdicts = [judge_statistics(s, rules, self._usual_level(name, s, rules, now))
                                     for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()
@@ -286,6 +293,16 @@ class Pipeline:
                 if self.motion is not None:  # it reads that level once seen moving (see RETURN_HOLD_S)
                     self.returning[name] = (now, watch.reason, before)
         return not_a_belt
+
+    def _usual_level(self, name: str, stats: SceneStatistics, rules: SceneRules, now: float) -> float | None:
+        """The level the dark-view rule compares a dark view's lit part with: the ROI's usual one once its belt has
+        shown itself light and, with ``sudden_covers`` alone, while its view is dark all at once; else None (the
+        rule does not apply)."""
+        if self.light_belts is None:
+            return None
+        if self.dark_onsets is not None and not self.dark_onsets[name].see(stats.dark_share, rules.max_dark_share, now):
+            return None
+        return self.light_belts[name].level
 
     def _judge_colours(self, scores: Scores, refresh: bool, now: float) -> None:
         """Teach each ROI the colours of frames that show product and that the other judges call a belt; overrule a

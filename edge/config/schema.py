@@ -195,11 +195,15 @@ class Scene(Section):
                                    "light. Only where the lighting is fixed: a shadow or a failed lamp over most of the "
                                    "view makes a mid-grey empty belt look the same, and a gap then can read unknown "
                                    "for seconds (docs/detection.md)")
+    sudden_covers: bool = Field(
+        default=True, description="the same, only for a view that goes dark and plain all at once (within a second, "
+                                  "as a cloth or a coat thrown over the lens does; a gap brings an empty belt into a "
+                                  "shadow only as fast as the belt runs). dark_covers: true covers this too")
 
     @model_validator(mode="after")
     def _colours_need_the_scene(self) -> Scene:
-        for option in ("belt_colours", "dark_covers"):
-            if getattr(self, option) and not self.enabled:
+        for option in ("belt_colours", "dark_covers", "sudden_covers"):  # set, not defaulted: sudden_covers is on by default
+            if getattr(self, option) and not self.enabled and option in self.model_fields_set:
                 raise ValueError(f"{option} needs enabled: true (it is one of the scene judges)")
         return self
 
