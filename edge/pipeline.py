@@ -266,7 +266,7 @@ class Pipeline:
         if refresh:
             belts = self.light_belts
             stats = [scene_statistics(self._crops[i], dark_views=belts is not None) for i in range(len(self.rois))]
-            self._stats_verdicts = [judge_statistics(s, rules, self._usual_level(name, s, rules, now))
+            self._stats_verdicts = [judge_statistics(s, rules, self._usual_level(name, s, rules))
                                     for (name, _), s in zip(self.rois, stats, strict=True)]
             self._next_stats = now + SCENE_STATS_INTERVAL_S
         heads: list[float] | list[None] = [None] * len(self.rois) if scores.unknown is None else scores.unknown.tolist()
@@ -294,13 +294,13 @@ class Pipeline:
                     self.returning[name] = (now, watch.reason, before)
         return not_a_belt
 
-    def _usual_level(self, name: str, stats: SceneStatistics, rules: SceneRules, now: float) -> float | None:
+    def _usual_level(self, name: str, stats: SceneStatistics, rules: SceneRules) -> float | None:
         """The level the dark-view rule compares a dark view's lit part with: the ROI's usual one once its belt has
         shown itself light and, with ``sudden_covers`` alone, while its view is dark all at once; else None (the
         rule does not apply)."""
         if self.light_belts is None:
             return None
-        if self.dark_onsets is not None and not self.dark_onsets[name].see(stats.dark_share, rules.max_dark_share, now):
+        if self.dark_onsets is not None and not self.dark_onsets[name].see(stats.dark_share, rules.max_dark_share):
             return None
         return self.light_belts[name].level
 

@@ -205,25 +205,26 @@ class DarkOnset:
     A cloth, a coat or a hand thrown over the lens darkens most of the view between two readings of the statistics
     (dark share 0 -> 0.75); an empty stretch of belt in a shadow darkens it only as fast as the belt brings it in (a
     gap travelling into a shadow over 80% of the view: 0.22 as the shadow falls over product, over 0.6 some 2.5 s
-    later). With ``scene.sudden_covers`` (the default) the dark-view rule applies once the view's dark share has gone
-    over the limit within ``onset_s`` of a reading with at most ``lit_below`` of it dark, and for as long as it stays
-    over; a view dark from the start, or one that darkens slowly, is left to the other judges.
+    later). With ``scene.sudden_covers`` (the default) the dark-view rule applies once the view's dark share goes over
+    the limit from a reading with at most ``lit_below`` of it dark, the one before (0.5-0.6 s earlier at any frame
+    rate: counted in seconds, a 1 s window held two readings at 10 and 20 frames/s and an adversarial review lost a
+    fast gap coming into a shadow so), and for as long as it stays over; a view dark from the start, or one that
+    darkens over two readings or more, is left to the other judges.
     """
 
-    def __init__(self, onset_s: float = 1.0, lit_below: float = 0.15) -> None:
-        self.onset_s, self.lit_below = onset_s, lit_below
-        self._lit_at: float | None = None  # when the view last read (almost) no dark, plain block
+    def __init__(self, lit_below: float = 0.15) -> None:
+        self.lit_below = lit_below
+        self._last: float | None = None  # the previous reading's dark share
         self.covered = False
 
-    def see(self, dark_share: float, limit: float, now: float) -> bool:
-        """Feed one reading of the view's dark share (at the statistics' cadence) taken at monotonic ``now``; return
-        whether the view went dark all at once and still is."""
-        if dark_share <= self.lit_below:
-            self._lit_at = now
+    def see(self, dark_share: float, limit: float) -> bool:
+        """Feed one reading of the view's dark share (at the statistics' cadence); return whether the view went dark
+        all at once and still is."""
         if dark_share <= limit:
             self.covered = False
         elif not self.covered:
-            self.covered = self._lit_at is not None and now - self._lit_at <= self.onset_s
+            self.covered = self._last is not None and self._last <= self.lit_below
+        self._last = dark_share
         return self.covered
 
 

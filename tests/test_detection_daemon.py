@@ -208,11 +208,11 @@ def test_a_gap_on_a_dark_belt_filmed_without_noise_alerts_and_never_reads_covere
 
 class Shaded:
     """A training-simulator stream whose left 80% falls into a shadow at ``at`` (a lamp fails or is blocked: the
-    simulator's own shadow band, a quarter of the light left, applied before sensor noise)."""
+    simulator's own shadow band, by default a quarter of the light left, applied before sensor noise)."""
 
-    def __init__(self, stream: ConveyorStream, at: float) -> None:
-        self.stream, self.fps, self.at, self.lit = stream, FPS, at, stream.look
-        self.shaded = dataclasses.replace(stream.look, light=dataclasses.replace(stream.look.light, shadow=(0.0, -0.25, 1.1, 0.75)))
+    def __init__(self, stream: ConveyorStream, at: float, depth: float = 0.75, fps: float = FPS) -> None:
+        self.stream, self.fps, self.at, self.lit = stream, fps, at, stream.look
+        self.shaded = dataclasses.replace(stream.look, light=dataclasses.replace(stream.look.light, shadow=(0.0, -0.25, 1.1, depth)))
 
     def frame(self, i: int) -> np.ndarray:
         self.stream.look = self.shaded if i / self.fps >= self.at else self.lit
@@ -227,6 +227,23 @@ def test_a_gap_just_after_a_shadow_falls_over_most_of_the_view_alerts_with_the_d
     publisher, log, _ = run_daemon(config(belt={"enabled": False}), bundled, stream, int(46 * FPS))
     assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok")]
     assert {level for t, level, _ in log.seen if 33.5 <= t < 41.0} == {"alert"}
+
+
+@pytest.mark.parametrize("fps", [10.0, 20.0])
+def test_a_fast_gap_coming_into_a_recent_shadow_alerts_at_any_frame_rate(bundled: Classifier, fps: float) -> None:
+    """A dark-grey belt, 80% of its view shadowed (40% of the light left) 3 s before a gap. At 10 and 20 frames/s the
+    statistics are read exactly 0.5 s apart, and the first version of the sudden-cover rule (a 1 s window) saw the
+    gap's empty belt go dark over two readings as a cover: unknown for 5 s, the alert 6 s late (an adversarial
+    review). Sudden means between two readings, at any frame rate. (At 20 frames/s the scene head itself calls the
+    empty belt unknown for a while, as it did before the rule.)"""
+    stream = Shaded(ConveyorStream(59, drops=(Drop(18.0, 6.0),), speed=160.0), at=15.0, depth=0.6, fps=fps)
+    cfg = config(source={"type": "synthetic", "fps": fps}, belt={"enabled": False})
+    publisher, _, _ = run_daemon(cfg, bundled, stream, int(30 * fps))
+    assert not [c.reason for c in publisher.level_changes if "covered" in c.reason]
+    first = publisher.level_changes[0]
+    assert first.level == Level.ALERT and (first.frame_seq - 1) / fps <= 20.0
+    if fps == 10.0:
+        assert levels_of(publisher.changes) == [("ok", "alert"), ("alert", "ok")]
 
 
 @pytest.mark.parametrize("seed", [104, 106, 109])
