@@ -196,9 +196,10 @@ class Scene(Section):
                                    "view makes a mid-grey empty belt look the same, and a gap then can read unknown "
                                    "for seconds (docs/detection.md)")
     sudden_covers: bool = Field(
-        default=True, description="the same, only for a view that goes dark and plain all at once (within a second, "
-                                  "as a cloth or a coat thrown over the lens does; a gap brings an empty belt into a "
-                                  "shadow only as fast as the belt runs). dark_covers: true covers this too")
+        default=True, description="the same, only for a view that goes dark and plain all at once (between two "
+                                  "readings of the picture statistics, about half a second apart, as a cloth or a coat "
+                                  "thrown over the lens does; a gap brings an empty belt into a shadow only as fast as "
+                                  "the belt runs). dark_covers: true covers this too")
 
     @model_validator(mode="after")
     def _colours_need_the_scene(self) -> Scene:
