@@ -23,6 +23,10 @@ from edge.scene import DOUBT_HOLD_S
 from edge.simulator.stream import ConveyorStream, Drop, Episode, Stop
 from edge.state import Belt, Level
 
+# Decision logic over the bundled model's outputs: these scenarios run once, in the main environment; those marked
+# both_runtimes (the reviewer's checks) run under tflite-runtime too, where tests/test_inference.py checks the model.
+pytestmark = [pytest.mark.scenario]
+
 FPS = 15.0
 
 
@@ -104,6 +108,7 @@ def test_without_a_scene_head_the_statistics_still_catch_a_covered_lens() -> Non
     assert "alert" not in {level for _, level, _ in log.seen}
 
 
+@pytest.mark.both_runtimes
 def test_a_stopped_belt_is_reported_within_three_seconds_and_counts_in_the_status() -> None:
     """The belt stops for 8 s: a belt event 'stopped' within 3 s (status alert meanwhile, the ROI itself stays ok),
     then 'moving' once it runs again; no stop is reported while it runs."""
@@ -557,6 +562,7 @@ TEN_GAPS = Script(gaps=tuple((10.0 + 14.0 * k, 2.2 + 0.25 * k) for k in range(10
                   stops=())
 
 
+@pytest.mark.both_runtimes
 def test_a_held_out_stream_with_ten_gaps_raises_exactly_ten_alerts_and_ten_recoveries(bundled: Classifier) -> None:
     """The reviewer's check on our own second renderer: the bundled model at its card's threshold, through the daemon
     with the default config, over a stream with ten gaps of 2.2 to 4.5 pitches (and single missing rows, which are
@@ -569,6 +575,7 @@ def test_a_held_out_stream_with_ten_gaps_raises_exactly_ten_alerts_and_ten_recov
         assert first - 0.5 <= (change.frame_seq - 1) / FPS <= last + 1.0, (k, change.frame_seq)
 
 
+@pytest.mark.both_runtimes
 @pytest.mark.parametrize("kind", ["hand", "covered_lens", "grey_wall", "noise", "glare"])
 def test_unknown_scenes_never_alert_and_read_unknown(bundled: Classifier, kind: str) -> None:
     """Each kind of scene that is not a belt, for 6 s on a running belt: never an alert, state/belt unknown."""
