@@ -14,5 +14,5 @@ CONVEYOR_TEST_RUNTIME=ai_edge_litert .venv/bin/python -m pytest "$@"
 echo "== tests: tflite-runtime 2.14, numpy < 2 (edge tests; TensorFlow, output-side and most scenario tests run above)"
 # The output side (MQTT, outbox, chaos) does not touch the model runtime, and the detection scenarios are decision
 # logic over the model's outputs (the runtime's part is tests/test_inference.py): they run once, above, except the
-# reviewer's checks (both_runtimes). This keeps the suite near 20 minutes on a 2-core machine.
+# reviewer's checks (both_runtimes). That saves about 3 minutes of the suite on a 2-core machine.
 CONVEYOR_TEST_RUNTIME=tflite_runtime .venv-tflite/bin/python -m pytest -m "not tensorflow and not output_side and (not scenario or both_runtimes)" "$@"
