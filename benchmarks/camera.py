@@ -24,10 +24,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,6 +103,10 @@ def _classifier(path: Path) -> Any:
     return Classifier.from_files(path, load_runtime("auto"), 1, 1, integer_only=not path.name.endswith(VARIANT_SUFFIX))
 
 
+def _rgb_read(reader: Any) -> object:
+    return np.ascontiguousarray(reader.read()[:, :, ::-1])
+
+
 def measure(model: Path, deployed: Path | None, count: int) -> dict[str, Any]:
     import cv2
 
@@ -115,12 +121,12 @@ def measure(model: Path, deployed: Path | None, count: int) -> dict[str, Any]:
             _stream(stream, size, count)
             cap = cv2.VideoCapture(str(stream), cv2.CAP_FFMPEG)
             cap.set(cv2.CAP_PROP_FORMAT, -1)
-            packets = []
+            packets: list[npt.NDArray[np.uint8]] = []
             while True:
                 ok, packet = cap.read()
                 if not ok:
                     break
-                packets.append(packet)
+                packets.append(np.asarray(packet, np.uint8))
             cap.release()
             raw_reader = _Looping(stream, raw=True)
             decoded_reader = _Looping(stream, raw=False)
@@ -131,13 +137,13 @@ def measure(model: Path, deployed: Path | None, count: int) -> dict[str, Any]:
             frame = decoders["full"].decode(packet)
             fns: dict[str, Callable[[], object]] = {
                 "read_undecoded": raw_reader.read,
-                "read_opencv_decoded_rgb": lambda r=decoded_reader: np.ascontiguousarray(r.read()[:, :, ::-1]),
-                **{f"decode_{name}": (lambda d=d, p=packet: d.decode(p)) for name, d in decoders.items()},
-                "preprocess": lambda f=frame: model_input(f, card.input.scale, card.input.zero_point, card.input.dtype),
+                "read_opencv_decoded_rgb": partial(_rgb_read, decoded_reader),
+                **{f"decode_{name}": partial(d.decode, packet) for name, d in decoders.items()},
+                "preprocess": partial(model_input, frame, card.input.scale, card.input.zero_point, card.input.dtype),
             }
             batches = {name: np.zeros((1, *c.card.input.shape[1:]), c.card.input.dtype) for name, c in classifiers.items()}
             for name, c in classifiers.items():
-                fns[f"inference_{name}"] = lambda c=c, b=batches[name]: c.classify(b)
+                fns[f"inference_{name}"] = partial(c.classify, batches[name])
             ms = _median_ms(fns)
             raw_reader.close()
             decoded_reader.close()

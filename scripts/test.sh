@@ -8,7 +8,7 @@ echo "== ruff"
 .venv/bin/ruff check edge converter tests benchmarks
 echo "== mypy (strict on edge/)"
 .venv/bin/mypy --strict edge
-.venv/bin/mypy converter
+.venv/bin/mypy converter benchmarks
 # Two worker processes, each test file on one of them (a file's module fixtures, such as a trained or converted
 # model, are built once): one pytest process keeps about 0.8 of one core busy, the rest is waiting on brokers,
 # daemons and subprocesses. TEST_WORKERS=0 runs in one process.
