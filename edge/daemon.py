@@ -22,6 +22,7 @@ from edge.alarms.store import AlarmStore
 from edge.config import EdgeConfig
 from edge.errors import SourceError
 from edge.events import AlarmChanged, BeltChanged, HealthChanged, LevelChanged, TelemetrySnapshot
+from edge.framing import MAX_PITCHES, MIN_PITCHES, FramingWatch, along_flow_profile
 from edge.motion import FlowWatch
 from edge.pipeline import FrameClassifier, FrameResult, Pipeline, frame_problem
 from edge.publishing import Publisher
@@ -32,6 +33,9 @@ from edge.telemetry import FrameStats
 
 log = logging.getLogger(__name__)
 FLOW = "flow"  # the reason of a level change the model judged
+# The framing check (edge.framing) reads each region every few seconds while it shows a full flow: the camera's
+# framing does not change between frames, and one reading costs a pass over the region's pixels.
+FRAMING_INTERVAL_S = 2.0
 
 
 class FrameObserver(Protocol):
@@ -98,6 +102,9 @@ class Daemon:
         self._belt_direction: str | None = None  # which way the belt runs in the picture, when the readings agree
         self._flow_watch = FlowWatch()
         self._flows = {roi.name: roi.flow for roi in self.config.rois}  # what each ROI's flow says, for the watch
+        self._framing = {roi.name: FramingWatch() for roi in self.config.rois}  # pitches in each ROI's view
+        self._framing_warned: set[str] = set()
+        self._next_framing = float("-inf")
         self.stats = FrameStats(clock())
         self.first_inference_at: float | None = None
         self.loop_ended_at: float | None = None
@@ -244,11 +251,32 @@ class Daemon:
                             result.not_a_belt, belt, None if motion is None else motion.speed_px_s)
         self._belt_speed = None if motion is None else motion.speed_px_s
         self._belt_direction = None if motion is None else motion.direction
+        if usable and frame.monotonic >= self._next_framing:
+            self._next_framing = frame.monotonic + FRAMING_INTERVAL_S
+            self._read_framing(frame, levels, result)
         if motion is not None and motion.direction is not None:
             for name in self._flow_watch.update(motion.direction, self._flows, frame.monotonic):
                 log.warning("ROI %s: the belt runs %s the picture but its flow is %s; the model reads a flow across best: "
                             "set rois[].flow: %s for it (docs/detection.md)", name, motion.direction, self._flows[name],
                             motion.direction)
+
+    def _read_framing(self, frame: Frame, levels: dict[str, Level], result: FrameResult) -> None:
+        """Feed each ROI that reads a full flow of a belt to its framing watch; say once when its view spans fewer
+        product pitches than the model was trained on (more, too, when that reading cannot be a harmonic)."""
+        for name, box in self.pipeline.rois:
+            if levels.get(name) != Level.OK or name in result.not_a_belt:
+                continue
+            watch = self._framing[name]
+            watch.see(along_flow_profile(frame.pixels, box))
+            outside = watch.outside_spec()
+            if outside is None or name in self._framing_warned:
+                continue
+            self._framing_warned.add(name)
+            side = "fewer" if outside < MIN_PITCHES else "more"
+            log.warning("ROI %s: its view spans about %.2f product pitches along the flow, %s than the model was trained "
+                        "on (%.1f to %.0f; docs/alert-spec.md advises 4 to 12): %s", name, outside, side,
+                        MIN_PITCHES, MAX_PITCHES, "a single missing row can read as a gap: widen the ROI or zoom out" if side == "fewer"
+                        else "a 2-pitch gap is a sliver of the view and can be missed: narrow the ROI or zoom in")
 
     def _camera_fault(self, reason: str, frame_seq: int) -> None:
         unknown = {roi: Level.UNKNOWN for roi, _ in self.state.levels}
@@ -268,6 +296,7 @@ class Daemon:
             "belt": {"state": str(self.state.belt),
                      "speed_px_s": None if self._belt_speed is None else round(self._belt_speed, 1),
                      "direction": self._belt_direction},
+            "view_pitches": {name: None if (p := watch.pitches()) is None else round(p, 2) for name, watch in self._framing.items()},
             "mqtt": {"connected": link.connected, "last_error": link.last_error, "not_sent": link.not_sent},
             "outbox": {"pending": link.pending, "dropped": link.dropped, "durable": link.durable},
         })
@@ -316,6 +345,8 @@ class Daemon:
         self.pipeline = pipeline
         self._flow_watch.reset()
         self._flows = {roi.name: roi.flow for roi in config.rois}
+        self._framing = {name: self._framing[name] if name in kept else FramingWatch() for name, _ in pipeline.rois}
+        self._framing_warned &= kept
         self._judged_once &= kept
         old_levels = dict(old_state.levels)
         names = [name for name, _ in pipeline.rois]
@@ -345,6 +376,8 @@ class Daemon:
                 self.parts.source.open()
                 self.stats.source_restarted()
                 self.pipeline.forget_picture()
+                for watch in self._framing.values():  # the reopened camera may be framed otherwise (a warning stays said)
+                    watch.reset()
                 log.info("source %s reopened", self.parts.source.name)
                 return True
             except SourceError as exc:

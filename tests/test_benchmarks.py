@@ -132,6 +132,15 @@ def test_an_end_to_end_figure_from_fewer_events_than_asked_is_a_missed_bar() -> 
     assert full[events[0]] >= 1.0 and full["end-to-end p99 (ms)"] == 2.5
 
 
+def test_framing_reads_each_belt_against_its_truth_and_names_the_warned_ones() -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.framing", "--seeds", "201-202"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["belts"] == 2 and [b["seed"] for b in data["per_belt"]] == [201, 202]
+    assert [b["seed"] for b in data["warned"]] == [202] and data["within_5_percent"] + len(data["silent"]) + len(data["wrong"]) == 2
+
+
 def test_avx2_emulation_masks_only_the_flags_above_avx2() -> None:
     """On an x86 CPU above AVX2, XNNPACK's flag word keeps SSE..AVX2 and loses AVX-512/VNNI; elsewhere it says why not."""
     result = subprocess.run([sys.executable, "-c", "import json; from benchmarks.isa import emulate_avx2, EmulationUnavailable\n"

@@ -1,0 +1,99 @@
+"""The framing check: how many product pitches a region spans along the flow, and the warning outside the spec."""
+
+from __future__ import annotations
+
+import jsonschema
+import numpy as np
+import pytest
+from conftest import expected_runtime
+from helpers.subscriber import TELEMETRY_VALIDATOR
+
+from benchmarks.streams import StreamSource
+from converter.holdout import HoldoutStream, Script
+from edge.config import BUNDLED_MODEL, parse_config
+from edge.daemon import Daemon, DaemonParts
+from edge.framing import READINGS, FramingWatch, along_flow_profile, pitches_in_view
+from edge.inference import Classifier, load_runtime
+from edge.preprocess import WHOLE_FRAME, Box
+from edge.publishing.recording import RecordingPublisher
+
+
+def rows_of_product(width: int, pitch_px: float, phase: float = 0.0, height: int = 240) -> np.ndarray:
+    """A grey belt with dark round-ish products every ``pitch_px`` along x, three lanes, a light gradient across."""
+    x = np.arange(width)[None, :]
+    y = np.arange(height)[:, None]
+    frame = np.full((height, width), 150.0) + 30.0 * x / width
+    radius = 0.35 * pitch_px
+    for centre_y in (height / 6, height / 2, 5 * height / 6):
+        along = (x - phase) % pitch_px - pitch_px / 2
+        frame = np.where(along**2 + (y - centre_y) ** 2 < radius**2, 60.0, frame)
+    return np.repeat(frame[:, :, None], 3, axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("pitches", [3.2, 3.45, 5.0, 9.7, 12.5])
+def test_the_number_of_pitches_in_view_is_read_from_the_profile_along_the_flow(pitches: float) -> None:
+    frame = rows_of_product(320, 320 / pitches, phase=7.0)
+    reading = pitches_in_view(along_flow_profile(frame, WHOLE_FRAME))
+    assert reading is not None and abs(reading[0] / pitches - 1) < 0.02, reading
+
+
+def test_a_flow_down_the_picture_is_read_along_the_turned_box() -> None:
+    frame = np.ascontiguousarray(rows_of_product(320, 320 / 6.0, height=240).transpose(1, 0, 2))  # rows run down
+    turned = pitches_in_view(along_flow_profile(frame, Box(turned=True)))
+    across = pitches_in_view(along_flow_profile(frame, WHOLE_FRAME))
+    assert turned is not None and abs(turned[0] - 6.0) < 0.1, turned
+    assert across is None or abs(across[0] - 6.0) > 0.5
+
+
+def test_a_plain_or_narrow_region_gives_no_reading() -> None:
+    assert pitches_in_view(np.full(320, 120.0, np.float32)) is None
+    assert pitches_in_view(np.sin(np.arange(60, dtype=np.float32)) * 40) is None  # too few pixels along the flow
+
+
+def test_a_strong_half_rate_peak_marks_a_reading_that_may_be_a_harmonic() -> None:
+    x = np.arange(640, dtype=np.float64) / 640
+    square_rows = 40 * np.cos(2 * np.pi * 14 * x) + 25 * np.cos(2 * np.pi * 7 * x)
+    cycles, ambiguous = pitches_in_view(square_rows.astype(np.float32)) or (0.0, False)
+    assert abs(cycles - 14) < 0.2 and ambiguous
+    cycles, ambiguous = pitches_in_view((40 * np.cos(2 * np.pi * 14 * x)).astype(np.float32)) or (0.0, True)
+    assert abs(cycles - 14) < 0.2 and not ambiguous
+
+
+def test_the_watch_speaks_only_when_enough_readings_agree() -> None:
+    watch = FramingWatch()
+    for k in range(READINGS - 1):
+        watch.see(along_flow_profile(rows_of_product(320, 320 / 3.3, phase=k * 5.0), WHOLE_FRAME))
+    assert watch.pitches() is None  # not enough readings yet
+    watch.see(along_flow_profile(rows_of_product(320, 320 / 3.3, phase=99.0), WHOLE_FRAME))
+    assert watch.pitches() == pytest.approx(3.3, rel=0.02) and watch.outside_spec() == watch.pitches()
+    mixed = FramingWatch()
+    for k in range(READINGS):
+        mixed.see(along_flow_profile(rows_of_product(320, 320 / (3.3 if k % 2 else 6.0), phase=k * 5.0), WHOLE_FRAME))
+    assert mixed.pitches() is None and mixed.outside_spec() is None
+    inside = FramingWatch()
+    for k in range(READINGS):
+        inside.see(along_flow_profile(rows_of_product(320, 320 / 6.0, phase=k * 5.0), WHOLE_FRAME))
+    assert inside.pitches() == pytest.approx(6.0, rel=0.02) and inside.outside_spec() is None
+
+
+@pytest.mark.parametrize(("seed", "warned"), [(202, True), (34, False)])
+def test_the_daemon_warns_once_when_the_view_spans_fewer_pitches_than_the_spec(caplog: pytest.LogCaptureFixture, seed: int,
+                                                                               warned: bool) -> None:
+    """The second renderer's belt 202 spans 3.45 pitches (7 single missing rows alerted in a simulated hour): the log
+    says so, once, with the figure and what to do; belt 34 (3.59 pitches) is inside the spec and nothing is said.
+    Telemetry's view_pitches gives each figure."""
+    classifier = Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime()))
+    config = parse_config({"source": {"type": "synthetic", "fps": 15.0}}, check_files=False)
+    caplog.set_level("WARNING")
+    stream = HoldoutStream(seed, Script(), fps=15.0, size=(320, 240))
+    publisher, source = RecordingPublisher(), StreamSource(stream, 40 * 15)
+    daemon = Daemon(DaemonParts(config, classifier, source, publisher))
+    assert daemon.run() == 0
+    hints = [r.getMessage() for r in caplog.records if "product pitches along the flow" in r.getMessage()]
+    assert len(hints) == (1 if warned else 0), hints
+    if warned:
+        assert "ROI belt" in hints[0] and "about 3.4" in hints[0] and "(3.5 to 13;" in hints[0], hints[0]
+    daemon.publish_telemetry()
+    figures = publisher.snapshots[-1].figures["view_pitches"]
+    jsonschema.validate(figures, TELEMETRY_VALIDATOR.schema["properties"]["view_pitches"])
+    assert figures["belt"] == pytest.approx(320 / stream.pitch, rel=0.05), figures
