@@ -48,6 +48,18 @@ def test_status_reports_each_roi_level_smoothed_probability_health_fps_and_model
     assert status["levels"]["alert"] == {"enter": 0.6, "exit": 0.4}
 
 
+def test_status_gives_each_roi_the_product_pitches_its_view_spans(running: ConsoleDaemon, http: Http) -> None:
+    """The framing check's figure (telemetry view_pitches) beside each lane, for the engineer framing the camera; null
+    until the daemon has one."""
+    from edge.events import TelemetrySnapshot
+
+    running.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": None}}, 0.0, True, "f" * 64))
+    assert http.json("/api/status")["rois"][0]["view_pitches"] is None
+    running.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": 3.45}}, 0.0, True, "f" * 64))
+    assert http.json("/api/status")["rois"][0]["view_pitches"] == 3.45
+    assert http.json("/api/status")["framing"] == {"min": 3.5, "max": 13.0}
+
+
 def test_status_names_the_model_deciding_now_after_a_switch(tmp_path: Path) -> None:
     """A model switched in at run time (a promote or a rollback does this): /api/status names it and its runtime."""
     from edge.fakes import FakeCard, FakeClassifier

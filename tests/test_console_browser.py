@@ -136,6 +136,20 @@ def test_the_live_page_shows_the_frame_the_lanes_by_level_and_a_moving_chart(dae
     shot(page, "live")
 
 
+def test_the_live_page_marks_a_lane_whose_view_spans_too_few_pitches(daemon: Running, page: Page) -> None:
+    """The framing check's figure beside a lane's chart (the page's own function, with the range the status gave):
+    plain inside the model's range, marked with what to do outside it, nothing before the daemon has a figure."""
+    page.goto(daemon.url + "/")
+    page.wait_for_selector("#chart-belt .framing", state="attached")
+    shown = page.evaluate("""() => [3.45, 6.2, 13.6, null].map((pitches) => {
+        const span = document.createElement("span");
+        showFraming(span, {view_pitches: pitches});
+        return [span.textContent, span.className];
+    })""")
+    assert shown == [["3.45 pitches in view (needs 3.5-13: widen it)", "framing outside"], ["6.20 pitches in view", "framing"],
+                     ["13.60 pitches in view (needs 3.5-13: narrow it)", "framing outside"], ["", "framing"]]
+
+
 def test_drawing_a_lane_rewrites_the_config_and_a_new_state_topic_appears(daemon: Running, broker: Mosquitto, page: Page) -> None:
     """Lanes: draw a box with the mouse, move it, resize it by a corner, save: the file holds it and the broker gets state/lane-2."""
     subscriber = Subscriber(broker.host, broker.port, f"{PREFIX}/state/#")

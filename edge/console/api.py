@@ -55,6 +55,7 @@ from edge.evidence.capture import crop_file
 from edge.evidence.dataset import DatasetExportError
 from edge.evidence.images import encode_jpeg
 from edge.evidence.store import RECORD_ID, parse_frame_name
+from edge.framing import MAX_PITCHES, MIN_PITCHES
 
 ROI_NAME = re.compile(NAME_PATTERN)
 EVENTS_LIMIT = 200
@@ -90,11 +91,13 @@ def status(server: ConsoleServer) -> dict[str, Any]:
     latest, state, config = live.latest, live.state, parts.running_config()
     levels = dict(state.levels) if state is not None else {}
     rois = []
+    pitches = live.figures.get("view_pitches")  # the framing check's, from the daemon's last telemetry
+    pitches = pitches if isinstance(pitches, dict) else {}
     named = [(name, [box.x, box.y, box.width, box.height]) for name, box in latest.rois] if latest is not None \
         else [(r.name, list(r.box)) for r in config.rois]
     for i, (name, box) in enumerate(named):
         entry: dict[str, Any] = {"name": name, "box": box, "level": str(levels.get(name, "unknown")),
-                                 "probability": None, "smoothed": None}
+                                 "probability": None, "smoothed": None, "view_pitches": pitches.get(name)}
         if latest is not None and i < len(latest.result.probabilities):
             entry["probability"] = round(float(latest.result.probabilities[i]), 4)
             entry["smoothed"] = round(float(latest.result.smoothed.get(name, 0.0)), 4)
@@ -113,6 +116,7 @@ def status(server: ConsoleServer) -> dict[str, Any]:
         "levels": levels_json(lv, latest),
         "belt": str(state.belt) if state is not None else "unknown",
         "belt_speed": belt_speed(latest, live.figures),
+        "framing": {"min": MIN_PITCHES, "max": MAX_PITCHES},
         "link": link_json(parts.link() if parts.link is not None else None),
         "capture": {"enabled": capture.enabled, "every_s": capture.every_s, "taken": capture.taken} if capture else None,
     }

@@ -35,7 +35,8 @@ function chartFor(name) {
   let box = document.getElementById(`chart-${name}`);
   if (!box) {
     box = CW.el("div", { class: "chart", id: `chart-${name}` },
-      CW.el("div", { class: "title" }, CW.el("strong", {}, name), CW.el("span", { class: "now" }, "")),
+      CW.el("div", { class: "title" }, CW.el("strong", {}, name), CW.el("span", { class: "framing" }, ""),
+        CW.el("span", { class: "now" }, "")),
       CW.el("canvas", { dataset: { roi: name, points: "0" } }));
     document.getElementById("charts").append(box);
   }
@@ -85,6 +86,17 @@ function drawChart(name) {
   canvas.dataset.points = String(data.t.length);
   canvas.dataset.last = String(end);
   if (roi && roi.smoothed !== null) box.querySelector(".now").textContent = `${roi.level} · p ${roi.smoothed.toFixed(2)}`;
+  showFraming(box.querySelector(".framing"), roi);
+}
+
+// The framing check (docs/alert-spec.md): product pitches the lane spans along the flow, marked outside the model's range.
+function showFraming(span, roi) {
+  const pitches = roi ? roi.view_pitches : null;
+  if (pitches === null || pitches === undefined) { span.textContent = ""; span.className = "framing"; return; }
+  const range = status.framing;
+  const outside = pitches < range.min || pitches > range.max;
+  span.textContent = `${pitches.toFixed(2)} pitches in view` + (outside ? ` (needs ${range.min}-${range.max}: ${pitches < range.min ? "widen" : "narrow"} it)` : "");
+  span.className = outside ? "framing outside" : "framing";
 }
 
 function addPoints(points) {
