@@ -138,7 +138,8 @@ def test_framing_reads_each_belt_against_its_truth_and_names_the_warned_ones() -
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["belts"] == 2 and [b["seed"] for b in data["per_belt"]] == [201, 202]
-    assert [b["seed"] for b in data["warned"]] == [202] and data["within_5_percent"] + len(data["silent"]) + len(data["wrong"]) == 2
+    [warned] = data["warned"]
+    assert warned["seed"] == 202 and abs(warned["reading"] / warned["truth"] - 1) < 0.05 and warned["truth"] < 3.5
 
 
 def test_avx2_emulation_masks_only_the_flags_above_avx2() -> None:

@@ -48,16 +48,21 @@ def test_status_reports_each_roi_level_smoothed_probability_health_fps_and_model
     assert status["levels"]["alert"] == {"enter": 0.6, "exit": 0.4}
 
 
-def test_status_gives_each_roi_the_product_pitches_its_view_spans(running: ConsoleDaemon, http: Http) -> None:
+def test_status_gives_each_roi_the_product_pitches_its_view_spans(tmp_path: Path) -> None:
     """The framing check's figure (telemetry view_pitches) beside each lane, for the engineer framing the camera; null
-    until the daemon has one."""
+    until the daemon has one. A device of its own whose telemetry waits an hour, so that none lands in between."""
     from edge.events import TelemetrySnapshot
 
-    running.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": None}}, 0.0, True, "f" * 64))
-    assert http.json("/api/status")["rois"][0]["view_pitches"] is None
-    running.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": 3.45}}, 0.0, True, "f" * 64))
-    assert http.json("/api/status")["rois"][0]["view_pitches"] == 3.45
-    assert http.json("/api/status")["framing"] == {"min": 3.5, "max": 13.0}
+    device = start_console_daemon(tmp_path, telemetry={"interval_s": 3600})
+    try:
+        http = Http(device.url)
+        device.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": None}}, 0.0, True, "f" * 64))
+        assert http.json("/api/status")["rois"][0]["view_pitches"] is None
+        device.console.telemetry(TelemetrySnapshot({"view_pitches": {"belt": 3.45}}, 0.0, True, "f" * 64))
+        status = http.json("/api/status")
+        assert status["rois"][0]["view_pitches"] == 3.45 and status["framing"] == {"min": 3.5, "max": 13.0}
+    finally:
+        device.stop()
 
 
 def test_status_names_the_model_deciding_now_after_a_switch(tmp_path: Path) -> None:

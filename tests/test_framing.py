@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jsonschema
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from edge.framing import READINGS, FramingWatch, along_flow_profile, pitches_in_
 from edge.inference import Classifier, load_runtime
 from edge.preprocess import WHOLE_FRAME, Box
 from edge.publishing.recording import RecordingPublisher
+from edge.sources.base import Frame
 
 
 def rows_of_product(width: int, pitch_px: float, phase: float = 0.0, height: int = 240) -> np.ndarray:
@@ -52,11 +55,32 @@ def test_a_plain_or_narrow_region_gives_no_reading() -> None:
 
 def test_a_strong_half_rate_peak_marks_a_reading_that_may_be_a_harmonic() -> None:
     x = np.arange(640, dtype=np.float64) / 640
-    square_rows = 40 * np.cos(2 * np.pi * 14 * x) + 25 * np.cos(2 * np.pi * 7 * x)
+    square_rows = 40 * np.cos(2 * np.pi * 14 * x) + 32 * np.cos(2 * np.pi * 7 * x)
     cycles, ambiguous = pitches_in_view(square_rows.astype(np.float32)) or (0.0, False)
     assert abs(cycles - 14) < 0.2 and ambiguous
+    watch = FramingWatch()  # most readings so: no figure (7 or 14?), and no warning of a view too wide
+    for _ in range(READINGS):
+        watch.see(square_rows.astype(np.float32))
+    assert watch.pitches() is None and watch.outside_spec() is None
+    cycles, ambiguous = pitches_in_view((40 * np.cos(2 * np.pi * 14 * x) + 20 * np.cos(2 * np.pi * 7 * x)).astype(np.float32)) or (0, True)
+    assert abs(cycles - 14) < 0.2 and not ambiguous  # a weaker half-rate peak (round product has up to 0.39 of the power)
     cycles, ambiguous = pitches_in_view((40 * np.cos(2 * np.pi * 14 * x)).astype(np.float32)) or (0.0, True)
     assert abs(cycles - 14) < 0.2 and not ambiguous
+
+
+@pytest.mark.parametrize("cycles", [0.5, 1.0, 1.9, 70.0, 200.0])
+def test_a_repetition_outside_the_band_gives_no_reading_not_its_edge(cycles: float) -> None:
+    """A slow gradient or a repetition finer than the band once read as the band's edge (1.94 pitches), and the daemon
+    told the engineer to widen a view that was too wide (an adversarial review)."""
+    x = np.arange(1280, dtype=np.float64) / 1280
+    assert pitches_in_view((40 * np.cos(2 * np.pi * cycles * x + 0.3)).astype(np.float32)) is None
+
+
+def test_a_wide_view_is_read_and_named_too_wide() -> None:
+    watch = FramingWatch()
+    for k in range(READINGS):
+        watch.see(along_flow_profile(rows_of_product(1280, 1280 / 30.0, phase=k * 5.0), WHOLE_FRAME))
+    assert watch.outside_spec() == pytest.approx(30.0, rel=0.02)
 
 
 def test_the_watch_speaks_only_when_enough_readings_agree() -> None:
@@ -97,3 +121,42 @@ def test_the_daemon_warns_once_when_the_view_spans_fewer_pitches_than_the_spec(c
     figures = publisher.snapshots[-1].figures["view_pitches"]
     jsonschema.validate(figures, TELEMETRY_VALIDATOR.schema["properties"]["view_pitches"])
     assert figures["belt"] == pytest.approx(320 / stream.pitch, rel=0.05), figures
+
+
+class ChangingLanes(StreamSource):
+    """The stream, and at ``at`` frames the config changes on the frame loop (as the console's lane editor does)."""
+
+    def __init__(self, stream: HoldoutStream, frames: int, at: int, change: Callable[[], None]) -> None:
+        super().__init__(stream, frames)
+        self.at, self.change = at, change
+
+    def read(self) -> Frame | None:
+        if self.index == self.at:
+            self.change()
+        return super().read()
+
+
+def test_a_lane_added_at_run_time_gets_its_own_reading_and_the_kept_one_keeps_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    """The lane editor adds a lane to belt 202 after 32 s: the kept ROI's warning is not said again, the new lane is read
+    afresh (30 s) and warned about once; telemetry gives both (a missing watch for the new lane stopped the daemon)."""
+    runtime = load_runtime(expected_runtime())
+    before = parse_config({"source": {"type": "synthetic", "fps": 15.0}}, check_files=False)
+    after = parse_config({"source": {"type": "synthetic", "fps": 15.0},
+                          "rois": [{"name": "belt", "box": [0, 0, 1, 1]}, {"name": "lane", "box": [0, 0, 1, 0.5]}]}, check_files=False)
+    caplog.set_level("WARNING")
+    publisher = RecordingPublisher()
+    holder: list[Daemon] = []
+
+    def add_lane() -> None:
+        daemon = holder[0]
+        daemon.call_soon(lambda: daemon.reconfigure(after, Classifier.from_files(BUNDLED_MODEL, runtime, batch=2)))
+
+    source = ChangingLanes(HoldoutStream(202, Script(), fps=15.0, size=(320, 240)), 70 * 15, 32 * 15, add_lane)
+    daemon = Daemon(DaemonParts(before, Classifier.from_files(BUNDLED_MODEL, runtime), source, publisher))
+    holder.append(daemon)
+    assert daemon.run() == 0
+    hints = [r.getMessage() for r in caplog.records if "product pitches along the flow" in r.getMessage()]
+    assert [hint.split(":")[0] for hint in hints] == ["ROI belt", "ROI lane"], hints
+    daemon.publish_telemetry()
+    figures = publisher.snapshots[-1].figures["view_pitches"]
+    assert set(figures) == {"belt", "lane"} and all(value == pytest.approx(3.45, rel=0.05) for value in figures.values()), figures
