@@ -14,6 +14,7 @@ from benchmarks.streams import StreamSource
 from converter.holdout import HoldoutStream, Script
 from edge.config import BUNDLED_MODEL, parse_config
 from edge.daemon import Daemon, DaemonParts
+from edge.errors import SourceError
 from edge.framing import READINGS, FramingWatch, along_flow_profile, pitches_in_view
 from edge.inference import Classifier, load_runtime
 from edge.preprocess import WHOLE_FRAME, Box
@@ -160,3 +161,44 @@ def test_a_lane_added_at_run_time_gets_its_own_reading_and_the_kept_one_keeps_it
     daemon.publish_telemetry()
     figures = publisher.snapshots[-1].figures["view_pitches"]
     assert set(figures) == {"belt", "lane"} and all(value == pytest.approx(3.45, rel=0.05) for value in figures.values()), figures
+
+
+class Reaimed(StreamSource):
+    """Belt 202 (3.45 pitches in view); at ``at`` frames the camera drops out once and comes back framed on belt 34
+    (3.59); ``hook(index)`` runs before each read."""
+
+    def __init__(self, frames: int, at: int, hook: Callable[[int], None]) -> None:
+        super().__init__(HoldoutStream(202, Script(), fps=15.0, size=(320, 240)), frames)
+        self.at, self.hook, self.dropped = at, hook, False
+        self.after = HoldoutStream(34, Script(), fps=15.0, size=(320, 240))
+
+    def read(self) -> Frame | None:
+        self.hook(self.index)
+        if self.index == self.at and not self.dropped:
+            self.dropped = True
+            raise SourceError("camera unplugged")
+        if self.index >= self.at:
+            self.stream = self.after
+        return super().read()
+
+
+def test_a_camera_reopened_is_read_afresh() -> None:
+    """After a reopen the camera may be framed otherwise: the figure of the old framing is not reported (telemetry 3 s
+    after the reopen has none), the new one is read from its own frames (3.59)."""
+    config = parse_config({"source": {"type": "synthetic", "fps": 15.0}, "health": {"reopen_min_s": 0.01},
+                          "telemetry": {"interval_s": 3600}}, check_files=False)
+    publisher = RecordingPublisher()
+    holder: list[Daemon] = []
+
+    def telemetry_at(index: int) -> None:
+        if index in (599, 645):
+            holder[0].call_soon(holder[0].publish_telemetry)
+
+    source = Reaimed(80 * 15, 40 * 15, telemetry_at)
+    daemon = Daemon(DaemonParts(config, Classifier.from_files(BUNDLED_MODEL, load_runtime(expected_runtime())), source, publisher))
+    holder.append(daemon)
+    assert daemon.run() == 0 and source.dropped
+    daemon.publish_telemetry()
+    figures = [snapshot.figures["view_pitches"]["belt"] for snapshot in publisher.snapshots]
+    assert len(figures) == 3 and figures[0] == pytest.approx(3.45, rel=0.03) and figures[1] is None, figures
+    assert figures[2] == pytest.approx(3.59, rel=0.03), figures
