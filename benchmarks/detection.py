@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import sys
 import time
@@ -71,6 +72,17 @@ def make_script(rng: np.random.Generator, seconds: float, gaps: int, stops: int,
                   episodes=tuple(script["episode"]))
 
 
+class Warnings(logging.Handler):
+    """The daemon's warnings during a segment (the framing check names a view outside the spec there)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str, Any]:
     """One segment through the real daemon (edge.daemon.Daemon over benchmarks.streams.StreamSource)."""
     model, seed, seconds, fps, gaps, stops, episodes = args
@@ -81,7 +93,12 @@ def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str,
     config = parse_config({"model": {"path": model}, "source": {"type": "synthetic", "fps": fps}}, check_files=False)
     frames = int(seconds * fps)
     started = time.perf_counter()
-    publisher, log, source = run_daemon(config, classifier, stream, frames)
+    said, daemon_log = Warnings(), logging.getLogger("edge.daemon")
+    daemon_log.addHandler(said)
+    try:
+        publisher, log, source = run_daemon(config, classifier, stream, frames)
+    finally:
+        daemon_log.removeHandler(said)
     wall = time.perf_counter() - started
 
     def at(frame_seq: int) -> float:
@@ -106,12 +123,15 @@ def run_segment(args: tuple[str, int, float, float, int, int, int]) -> dict[str,
     return {"seed": seed, "frames": frames, "gaps": [(s, g, *span) for (s, g), span in zip(script.gaps, spans, strict=True)],
             "stops": list(script.stops), "alerts": alerts, "events": events, "stopped_at": stopped_at,
             "episodes": list(script.episodes),
-            "unknown_frames": unknown_frames, "false_unknown": false_unknown, "unknown_by_kind": by_kind, "timing": timing}
+            "unknown_frames": unknown_frames, "false_unknown": false_unknown, "unknown_by_kind": by_kind, "timing": timing,
+            "view_pitches": round(stream.inst.width / stream.pitch, 2),
+            "framing_warnings": [m for m in said.messages if "product pitches along the flow" in m]}
 
 
 def summarise(segments: list[dict[str, Any]], fps: float) -> dict[str, Any]:
     latencies, missed, doubled, false_alerts = [], 0, 0, 0
     stop_delays, false_stops = [], 0
+    false_by_belt: dict[int, int] = {}
     for seg in segments:
         windows = [(start, last + 2.0, first) for start, _, first, last in seg["gaps"]]
         used = [0] * len(windows)
@@ -119,6 +139,7 @@ def summarise(segments: list[dict[str, Any]], fps: float) -> dict[str, Any]:
             hit = next((k for k, (lo, hi, _) in enumerate(windows) if lo <= at <= hi), None)
             if hit is None:
                 false_alerts += 1
+                false_by_belt[seg["seed"]] = false_by_belt.get(seg["seed"], 0) + 1
             else:
                 used[hit] += 1
                 if used[hit] == 1:
@@ -138,7 +159,9 @@ def summarise(segments: list[dict[str, Any]], fps: float) -> dict[str, Any]:
     return {
         "frames": frames, "hours": frames / fps / 3600.0, "gaps": gaps,
         "gaps_with_exactly_one_alert": gaps - missed - doubled, "gaps_missed": missed, "gaps_with_repeat_alerts": doubled,
-        "false_alerts": false_alerts,
+        "false_alerts": false_alerts, "false_alerts_by_belt": false_by_belt,
+        # The framing check (edge.framing): each belt's true pitches in view and what the daemon's log said about it.
+        "framing": {seg["seed"]: {"view_pitches": seg["view_pitches"], "warnings": seg["framing_warnings"]} for seg in segments},
         "latency_s": {"p50": float(np.percentile(latencies, 50)) if latencies else None,
                       "p99": float(np.percentile(latencies, 99)) if latencies else None,
                       "max": max(latencies) if latencies else None},
