@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from edge.preprocess import Box
+from edge.preprocess import Box, crop_bounds
 
 MIN_PITCHES, MAX_PITCHES = 3.5, 13.0  # what the bundled model was trained on (the spec advises 4 to 12)
 LOW_CYCLES = 2.0  # the search band starts here, in cycles per view (a view of 2 pitches or fewer is not read)
@@ -46,10 +46,8 @@ HALF_PEAK = 0.5  # a peak at half the rate this strong (power): the reading may 
 
 def along_flow_profile(frame: npt.NDArray[np.uint8], box: Box) -> npt.NDArray[np.float32]:
     """The region's mean brightness at each position along the flow, at the frame's own resolution."""
-    h, w = frame.shape[:2]
-    top, left = min(round(box.y * h), h - 1), min(round(box.x * w), w - 1)
-    bottom, right = max(top + 1, min(h, round((box.y + box.height) * h))), max(left + 1, min(w, round((box.x + box.width) * w)))
-    region = frame[top:bottom, left:right]
+    top, left, height, width = crop_bounds(frame.shape[0], frame.shape[1], box)  # the pixels the model's crop samples
+    region = frame[top: top + height, left: left + width]
     # Summed over contiguous memory, one axis at a time: a mean over two axes at once took 3 ms at 640x480, a sum along
     # strided rows 8 ms at 1920x1080 (an adversarial review); these take 0.06 ms (every fourth row, flow across) and
     # 0.75 ms (every pixel of a whole 1920x1080 frame, flow down).

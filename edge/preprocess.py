@@ -55,16 +55,19 @@ class Box:
 WHOLE_FRAME = Box()
 
 
+def crop_bounds(frame_h: int, frame_w: int, box: Box) -> tuple[int, int, int, int]:
+    """The box's pixels in a frame: top, left, height, width. Any box the config accepts gives a crop of at least one
+    pixel inside the frame, even a sliver at the right or bottom edge that rounds to the frame's width or height."""
+    top = min(round(box.y * frame_h), frame_h - 1)
+    left = min(round(box.x * frame_w), frame_w - 1)
+    return top, left, max(1, min(round(box.height * frame_h), frame_h - top)), max(1, min(round(box.width * frame_w), frame_w - left))
+
+
 @lru_cache(maxsize=64)
 def _sample_indices(
     frame_h: int, frame_w: int, box: Box, size: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    # Any box the config accepts gives a crop of at least one pixel inside the frame, even a
-    # sliver at the right or bottom edge that rounds to the frame's width or height.
-    top = min(round(box.y * frame_h), frame_h - 1)
-    left = min(round(box.x * frame_w), frame_w - 1)
-    crop_h = max(1, min(round(box.height * frame_h), frame_h - top))
-    crop_w = max(1, min(round(box.width * frame_w), frame_w - left))
+    top, left, crop_h, crop_w = crop_bounds(frame_h, frame_w, box)
     # Pixel-centre sampling: output pixel i takes source pixel floor((i + 0.5) * n / size).
     rows = top + (np.arange(size) * 2 + 1) * crop_h // (2 * size)
     cols = left + (np.arange(size) * 2 + 1) * crop_w // (2 * size)
