@@ -14,6 +14,12 @@ pytestmark = pytest.mark.broker
 PREFIX = "plant/s1/l1/dev1"
 
 
+def in_order(seen: list[str], expected: list[str]) -> bool:
+    """Whether ``seen`` is ``expected`` with some values left out (none added, none out of order)."""
+    remaining = iter(expected)
+    return all(any(value == wanted for wanted in remaining) for value in seen)
+
+
 def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(
         tmp_path: Path, mosquitto: Mosquitto, subscribe, runtime_name: str) -> None:
     """Three drops in flow -> ok->alert, alert->ok three times, nothing else, all schema-valid."""
@@ -32,11 +38,16 @@ def test_each_scripted_drop_gives_exactly_one_alert_and_one_recovery(
     alerts = [e["frame_seq"] / 20 for e in events if e["level"] == "alert"]
     for at, drop in zip(alerts, DROPS, strict=True):
         assert drop["start_s"] < at < drop["start_s"] + drop["duration_s"] + 2.5, (at, drop)
-    # unknown until the first frame is judged, and again once the device has stopped
+    # unknown until the first frame is judged, and again once the device has stopped. The retained topics carry the
+    # latest value: one replaced before the transport's thread woke is not sent (here the frames run unpaced, and the
+    # last recovery came a few milliseconds before the stop; under two test workers its 'ok' was once replaced by
+    # 'unknown' unsent). The events above carry every transition; these carry each value in order, none invented.
     states = [m.payload for m in sub.on("/state/belt")]
-    assert states == ["unknown", "ok"] + ["alert", "ok"] * len(DROPS) + ["unknown"], states
+    assert states[:2] == ["unknown", "ok"] and states[-1] == "unknown" and "alert" in states, states
+    assert in_order(states, ["unknown", "ok"] + ["alert", "ok"] * len(DROPS) + ["unknown"]), states
     statuses = [m.payload for m in sub.on("/status")]
-    assert statuses == ["unknown", "ok"] + ["alert", "ok"] * len(DROPS) + ["offline"], statuses
+    assert statuses[:2] == ["unknown", "ok"] and statuses[-1] == "offline" and "alert" in statuses, statuses
+    assert in_order(statuses, ["unknown", "ok"] + ["alert", "ok"] * len(DROPS) + ["offline"]), statuses
     telemetry = [m.json() for m in sub.on("/telemetry")]
     assert telemetry and all(t["runtime"].startswith(runtime_name) for t in telemetry)
 
