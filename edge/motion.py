@@ -58,6 +58,29 @@ STILL_SHARE = 0.2
 ALONG_SHARE = 0.8
 # Seconds of reliable readings kept for that comparison.
 HISTORY_S = 4.0
+# A picture replaced all at once (BeltMotion.appeared_at), besides the first one: two consecutive images, both with
+# texture, whose phase correlation peaks under this. Unrelated pictures peak at 0.17-0.3; a running belt's consecutive
+# images at 15 frames/s, gaps and stops included, never under 0.41 (training simulator, 40 streams, 6560 pairs).
+JUMP_PEAK = 0.3
+# ... both images at least this textured (band-passed energy of the mean-normalised image, _texture): a plain empty
+# belt correlates weakly too (peaks of 0.2-0.3 on the second renderer's plainest, whose energy is 0.02-0.04), and it can
+# stop with a gap's alert up. A running belt with product: 0.05 and over on 99% of the training simulator's pairs.
+JUMP_TEXTURE = 0.05
+# ... no further apart than this: at under 4 frames/s a running belt moves so far between frames that its pictures
+# correlate by chance or not at all (2-3 frames/s on a fast belt gave jumps after chance readings; an adversarial
+# review), and a longer span is frames the daemon skipped while a ROI read unknown ...
+JUMP_SPAN_S = 0.25
+# ... and the pair before them followed the view (a reliable reading) moving under this many small-image pixels a frame
+# (a tenth of its width). A belt that moves a third of the frame between frames (2-5 frames/s on a fast belt) peaks at
+# 0.15-0.26 on every pair: each would be a jump, and its stop a held picture (an adversarial review).
+JUMP_AFTER_SHIFT = 6.0
+# A picture that appeared all at once must be read still and surely (a reading peaking at APPEAR_CONFIRM_PEAK or more,
+# under a pixel) within this many pairs, or it did not appear: it was a view the readings cannot follow rather than a
+# picture held up. A picture held still peaks at 0.8-1.0 under sensor noise; a belt moving half the frame between
+# frames (2 frames/s) peaked at 0.29-0.38 and, taking one chance reading for a still one, read its stop as a held
+# picture (an adversarial review).
+APPEAR_CONFIRM_PAIRS = 3
+APPEAR_CONFIRM_PEAK = 0.6
 # One reliable reading: (time, signed frame widths per second across and down, their length, shift in small-image
 # pixels, direction).
 Reading = tuple[float, float, float, float, float, str | None]
@@ -112,6 +135,11 @@ def _prepare(grey: npt.NDArray[np.float32]) -> npt.NDArray[np.complex64]:
     g = grey / np.float32(max(float(grey.mean()), 1.0))
     g = g - g.mean(axis=1, keepdims=True) - g.mean(axis=0, keepdims=True) + g.mean()
     return np.fft.rfft2(g * _weights(g.shape)[2]).astype(np.complex64)
+
+
+def _texture(spectrum: npt.NDArray[np.complex64], shape: tuple[int, int]) -> float:
+    """How much texture a :func:`_prepare` spectrum holds in the band the correlation uses (0 for a plain picture)."""
+    return float(np.sum(np.abs(spectrum) ** 2 * _weights(shape)[0])) / (shape[0] * shape[1])
 
 
 def phase_correlate(a: npt.NDArray[np.complex64], b: npt.NDArray[np.complex64], shape: tuple[int, int]) -> tuple[float, float, float]:
@@ -185,7 +213,14 @@ class BeltMotion:
     def __init__(self, rules: MotionRules, frame_width: int) -> None:
         self.rules = rules
         self.frame_width = frame_width
-        self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int]] | None = None
+        self._previous: tuple[npt.NDArray[np.complex64], float, tuple[int, int], float] | None = None
+        # When the picture appeared all at once (the first one, or one that replaced the last), until seen moving since.
+        self.appeared_at: float | None = None
+        # The picture before it appeared (its spectrum and shape) and appeared_at then: if that picture comes back (a hand
+        # over a stopped belt, gone again; the camera reopened on the same view), so does that state.
+        self._before: tuple[npt.NDArray[np.complex64], tuple[int, int], float | None] | None = None
+        self._appeared_pairs: int | None = 0  # pairs since it appeared without a sure still reading (None: one came)
+        self._followed = False  # whether the last pair gave a reliable reading under JUMP_AFTER_SHIFT
         self._readings: deque[Reading] = deque()
         self._history: deque[Reading] = deque()  # the same, HISTORY_S long
         self._slow_since: float | None = None
@@ -193,8 +228,12 @@ class BeltMotion:
         self.stopped = False
 
     def reset(self) -> None:
-        """Forget the past (after the camera was reopened)."""
-        self._previous, self._slow_since, self._fast_since = None, None, None
+        """Forget the past (after the camera was reopened), but for the last picture: if the reopened camera shows it
+        again, it did not appear all at once."""
+        if self._before is None and self._previous is not None:
+            self._before = (self._previous[0], self._previous[2], self.appeared_at)
+        self._previous, self._slow_since, self._fast_since, self.appeared_at = None, None, None, None
+        self._followed = False
         self._readings.clear()
         self._history.clear()
         self.stopped = False
@@ -203,13 +242,22 @@ class BeltMotion:
         """Feed one small grey image taken at monotonic time ``now``."""
         shape = (int(grey.shape[0]), int(grey.shape[1]))
         spectrum = _prepare(grey)
-        previous, self._previous = self._previous, (spectrum, now, shape)
-        confidence = 0.0
-        if previous is not None and previous[2] == shape and now > previous[1]:
+        texture = _texture(spectrum, shape)
+        previous, self._previous = self._previous, (spectrum, now, shape, texture)
+        confidence, reliable, sure_still = 0.0, False, False
+        if previous is None:  # the first picture (since start, or since the camera was reopened) has no past either
+            self._appear(now, None)
+        elif previous[2] == shape and now > previous[1]:
             dx, dy, confidence = phase_correlate(previous[0], spectrum, shape)
-            if confidence >= self.rules.min_confidence:
+            shift = math.hypot(dx, dy)
+            if (confidence < JUMP_PEAK and min(texture, previous[3]) >= JUMP_TEXTURE and self._followed
+                    and now - previous[1] <= JUMP_SPAN_S):
+                self._appear(now, (previous[0], shape))
+            reliable = confidence >= self.rules.min_confidence
+            self._followed = reliable and shift < JUMP_AFTER_SHIFT
+            sure_still = confidence >= APPEAR_CONFIRM_PEAK and shift < SUB_PIXEL
+            if reliable:
                 per_s = 1.0 / grey.shape[1] / (now - previous[1])
-                shift = math.hypot(dx, dy)
                 reading = (now, dx * per_s, dy * per_s, shift * per_s, shift, direction_of(dx, dy))
                 self._readings.append(reading)
                 self._history.append(reading)
@@ -217,6 +265,8 @@ class BeltMotion:
             self._readings.popleft()
         while self._history and self._history[0][0] < now - HISTORY_S:
             self._history.popleft()
+        if self.appeared_at is not None:
+            self._settle_appearance(spectrum, shape, sure_still, now)
         speed = self._speed()
         self._update_state(speed, now)
         return MotionReading(None if speed is None else speed * self.frame_width, self.stopped, confidence, self._direction())
@@ -244,6 +294,41 @@ class BeltMotion:
         # slows as a gap arrives does (an adversarial review: slowed to 0.07 widths/s, 2.3 times the stopped limit,
         # 10 of 20 gap alerts came 2-4 s late); a still cloth's sensor noise has no steady sign.
         return not self._steadily_along(readings, before)
+
+    def _appear(self, now: float, before: tuple[npt.NDArray[np.complex64], tuple[int, int]] | None) -> None:
+        """The picture appeared all at once at ``now``; ``before`` is the picture it replaced and its shape (None for the
+        first picture, whose reference, if any, was kept by :meth:`reset`)."""
+        if self._before is None and before is not None:  # the first of several jumps
+            self._before = (*before, self.appeared_at)
+        # One picture held up after another (a hand that shifts) keeps the first time: the view has not been seen moving
+        # since, and it stays a held picture across the change (a new time would need new still readings: `ok` flickered
+        # for 0.2 s at each change).
+        self.appeared_at = now if self.appeared_at is None else self.appeared_at
+        self._appeared_pairs = 0
+
+    def _settle_appearance(self, spectrum: npt.NDArray[np.complex64], shape: tuple[int, int], sure_still: bool, now: float) -> None:
+        """End an appearance once the view is seen moving, once the picture it replaced is back (its state with it), or
+        when no sure still reading follows it soon (nothing says it is a picture held up)."""
+        assert self.appeared_at is not None
+        if self._before is not None and self._before[1] == shape:
+            if phase_correlate(self._before[0], spectrum, shape)[2] >= self.rules.min_confidence:
+                self.appeared_at, self._before, self._appeared_pairs = self._before[2], None, None
+                return
+        if self.moving_since(self.appeared_at):
+            self.appeared_at, self._before = None, None
+        elif self._appeared_pairs is not None and now > self.appeared_at:
+            self._appeared_pairs = None if sure_still else self._appeared_pairs + 1
+            if self._appeared_pairs is not None and self._appeared_pairs >= APPEAR_CONFIRM_PAIRS:
+                self.appeared_at = None if self._before is None else self._before[2]
+                self._before, self._appeared_pairs = None, None
+
+    def held_picture(self) -> bool:
+        """Whether the view may be a picture held in front of the camera: it appeared all at once and has stood still
+        since (:meth:`still_since`), never seen moving. A belt never replaces its whole picture from one frame to the
+        next, so a picture that did is something else: a camera knocked elsewhere, a hand or a cloth put up close, an
+        image file replayed in a loop. Nor can the first picture after start be told from one, until the belt is seen
+        running. A belt that stops after running is the same picture slowing down: never a held picture."""
+        return self.appeared_at is not None and self.still_since(self.appeared_at)
 
     def moving_since(self, since: float) -> bool:
         """Whether the view has been seen moving the way a belt runs since monotonic time ``since``: at least

@@ -54,6 +54,9 @@ MOTION_INTERVAL_S = 1.0 / 30.0
 # A region whose frames have called for a higher level for this long while nothing in the view moved reads unknown.
 STILL_GAP_S = 1.0
 STILL_GAP_REASON = "the view reads a gap but nothing in it moves: something held still in front of the camera, or a belt that stopped"
+# Every region reads unknown while the view may be a picture held in front of the camera (BeltMotion.held_picture).
+HELD_PICTURE_REASON = ("the picture has stood still since it appeared all at once (the device started, the camera moved, "
+                       "or something was put in front of it): the belt is read again once it is seen moving")
 # A region whose scene was not a belt reads its level again once the belt is seen moving, or after this long. The
 # judges miss some stills of a hand or a cover (the second renderer's: a quarter to a third): shown one after another,
 # a second each, as a camera facing a hand or a replayed folder gives, the region read `unknown` for only 76-79% of
@@ -241,6 +244,13 @@ class Pipeline:
                 if (levels.held_back_since is not None and now - levels.held_back_since >= STILL_GAP_S
                         and name not in not_a_belt):
                     not_a_belt[name] = STILL_GAP_REASON
+            # Whatever the judges read in it (the second renderer's hand stills read `ok` on one run in five): a belt never
+            # replaces its whole picture from one frame to the next, and a still first picture cannot be told from a
+            # held one. Its levels are fed meanwhile; motion is still read (this verdict does not block it), so the belt
+            # is seen moving, or stopped, as before.
+            if self.motion is not None and self.motion.held_picture():
+                for name in self.levels:
+                    not_a_belt.setdefault(name, HELD_PICTURE_REASON)
         t4 = time.perf_counter()
         return FrameResult(
             probabilities=scores.alert,
