@@ -758,6 +758,7 @@ def test_a_belt_that_stops_as_a_gap_arrives_reads_unknown_then_alerts_once_it_ru
     stream = ConveyorStream(seed, drops=(Drop(20.0, 10.0),), stops=(Stop(20.6, 4.0),))
     publisher, _, _ = run_daemon(config(), bundled, SimulatorFrames(stream), int(34 * FPS))
     assert levels_of(publisher.changes) == [("ok", "unknown"), ("unknown", "alert"), ("alert", "ok")]
+    assert "nothing in it moves" in publisher.level_changes[0].reason  # a belt seen running: not a held picture
     alert = publisher.level_changes[1]
     assert 24.6 < (alert.frame_seq - 1) / FPS <= 26.1
 
