@@ -250,10 +250,30 @@ def test_held_stills_refuses_an_unknown_variant_in_one_line() -> None:
         "held_stills: --variants 'after,sideways': expected a comma-separated list of after, noisy, slides, start"]
 
 
+def test_unrelated_stills_draws_a_new_picture_a_frame_in_order_and_counts_only_the_scripted_changes_as_clean() -> None:
+    import numpy as np
+    import pytest as _pytest
+
+    from benchmarks.unrelated_stills import FPS, StillsStream, summarise
+
+    stream = StillsStream(3, 2)
+    assert len(stream.truth) == int(22 * FPS) and stream.gap_starts() == [int(6 * FPS), int(14 * FPS)]
+    first, second = stream.frame(0), stream.frame(1)
+    assert first.shape == (240, 320, 3) and float(np.abs(first.astype(np.int16) - second).mean()) > 10.0
+    with _pytest.raises(ValueError, match="frame 5 asked for, expected frame 2"):
+        stream.frame(5)
+    clean = {"seed": 1, "alerts": 2, "recoveries": 2, "gaps_alerted": 2, "other": []}
+    summary = summarise([clean, {**clean, "seed": 2, "other": [(3.0, "ok", "unknown")]},
+                         {**clean, "seed": 3, "alerts": 1, "recoveries": 1, "gaps_alerted": 1}], 2)
+    assert (summary["streams"], summary["exactly_as_scripted"], summary["gaps_alerted"], summary["gaps"]) == (3, 1, 5, 6)
+    assert summary["streams_with_other_changes"] == 1 and [r["seed"] for r in summary["not_as_scripted"]] == [2, 3]
+
+
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
                                              (["-m", "benchmarks.belt_stops", "--model"], "belt_stops"),
                                              (["-m", "benchmarks.lane_gaps", "--model"], "lane_gaps"),
                                              (["-m", "benchmarks.held_stills", "--model"], "held_stills"),
+                                             (["-m", "benchmarks.unrelated_stills", "--model"], "unrelated_stills"),
                                              (["benchmarks/detection.py"], "detection")])
 def test_a_missing_model_is_one_line_and_exit_2(command: list[str], name: str, tmp_path: Path) -> None:
     """The benchmarks check the model before their worker processes start: one line naming the file, no traceback."""
