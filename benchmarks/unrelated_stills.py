@@ -7,7 +7,8 @@ nothing else. The detection hour plays a moving belt; an evaluator with only sti
 video (``source: images``, one file a frame). Then no two consecutive frames have anything in common: a new
 installation, light and noise on every frame. Each run (:class:`StillsStream`, 15 frames/s, 320x240, the default
 config) plays ``--gaps`` times 6 s of full belts (a few strays at most) then 2 s of gaps (2 to 8 pitches across every
-lane), then 6 s of full belts; each frame is :func:`converter.holdout.draw.belt_frame` with its own seed.
+lane), then 6 s of full belts; each frame is the next :func:`converter.holdout.draw.belt_frame` drawn from the
+seed's generator (a full belt has no empty stretch over 0.6 pitch).
 
 Per seed: alerts, recoveries (``alert -> ok``), the gaps that raised an alert, and every other level change (an
 ``unknown`` on a full belt is "something else"). Prints one JSON object.
