@@ -269,6 +269,13 @@ def test_unrelated_stills_draws_a_new_picture_a_frame_in_order_and_counts_only_t
     assert summary["streams_with_other_changes"] == 1 and [r["seed"] for r in summary["not_as_scripted"]] == [2, 3]
 
 
+def test_unrelated_stills_refuses_no_gaps_in_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.unrelated_stills", "--gaps", "0"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == ["unrelated_stills: --gaps 0: expected 1 or more"]
+
+
 @pytest.mark.parametrize(("command", "name"), [(["-m", "benchmarks.gap_belts", "--model"], "gap_belts"),
                                              (["-m", "benchmarks.belt_stops", "--model"], "belt_stops"),
                                              (["-m", "benchmarks.lane_gaps", "--model"], "lane_gaps"),
