@@ -252,7 +252,6 @@ def test_held_stills_refuses_an_unknown_variant_in_one_line() -> None:
 
 def test_unrelated_stills_draws_a_new_picture_a_frame_in_order_and_counts_only_the_scripted_changes_as_clean() -> None:
     import numpy as np
-    import pytest as _pytest
 
     from benchmarks.unrelated_stills import FPS, StillsStream, summarise
 
@@ -260,7 +259,7 @@ def test_unrelated_stills_draws_a_new_picture_a_frame_in_order_and_counts_only_t
     assert len(stream.truth) == int(22 * FPS) and stream.gap_starts() == [int(6 * FPS), int(14 * FPS)]
     first, second = stream.frame(0), stream.frame(1)
     assert first.shape == (240, 320, 3) and float(np.abs(first.astype(np.int16) - second).mean()) > 10.0
-    with _pytest.raises(ValueError, match="frame 5 asked for, expected frame 2"):
+    with pytest.raises(ValueError, match="frame 5 asked for, expected frame 2"):
         stream.frame(5)
     clean = {"seed": 1, "alerts": 2, "recoveries": 2, "gaps_alerted": 2, "other": []}
     summary = summarise([clean, {**clean, "seed": 2, "other": [(3.0, "ok", "unknown")]},
